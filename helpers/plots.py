@@ -1,0 +1,82 @@
+"""Plots: they take data and an optional ``ax``, return the figure, and never call ``plt.show()``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from helpers import env
+
+TRAIN_STYLE = {"color": "tab:blue", "linestyle": "-"}
+VAL_STYLE = {"color": "tab:orange", "linestyle": "--"}
+
+
+def to_display(image: torch.Tensor, mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None) -> np.ndarray:
+    """Return a CxHxW tensor (float 0-1, uint8, or normalised with `mean`/`std`) as an HxW(xC) array in 0-1."""
+    image = image.detach().cpu()
+    image = image.float() / 255 if image.dtype == torch.uint8 else image.float()
+    if mean is not None and std is not None:
+        image = image * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
+    image = image.clamp(0, 1).permute(1, 2, 0).numpy()
+    return image[..., 0] if image.shape[-1] == 1 else image
+
+
+def show_images(images: Sequence[torch.Tensor], titles: Sequence[str] | None = None, ncols: int = 8,
+                mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                size: float = 1.4, suptitle: str | None = None) -> plt.Figure:
+    """Return a figure with `images` in a grid, un-normalised, each titled (e.g. with its class name)."""
+    nrows = max(1, -(-len(images) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(to_display(images[i], mean, std), cmap="gray", vmin=0, vmax=1)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history, metric: str = "acc", title: str = "Learning curves") -> plt.Figure:
+    """Return a two-panel figure of loss and `metric` per epoch (train solid, validation dashed)."""
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.2))
+    epochs = range(1, len(history.train_loss) + 1)
+    ax_loss.plot(epochs, history.train_loss, label="train", **TRAIN_STYLE)
+    ax_loss.plot(epochs, history.val_loss, label="validation", **VAL_STYLE)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    train_metric, val_metric = getattr(history, f"train_{metric}"), getattr(history, f"val_{metric}")
+    ax_metric.plot(epochs, train_metric, label="train", **TRAIN_STYLE)
+    ax_metric.plot(epochs, val_metric, label="validation", **VAL_STYLE)
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+    for ax in (ax_loss, ax_metric):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(labels: Sequence[int], preds: Sequence[int], class_names: Sequence[str],
+                          ax: plt.Axes | None = None, title: str = "Confusion matrix (rows: true class)") -> plt.Axes:
+    """Return axes with the row-normalised confusion matrix of `labels` vs `preds` (counts in cells)."""
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.6 * len(class_names) + 2, 0.6 * len(class_names) + 1.5))
+    matrix = confusion_matrix(labels, preds, labels=range(len(class_names)), normalize="true")
+    ConfusionMatrixDisplay(matrix, display_labels=class_names).plot(
+        ax=ax, cmap="Blues", values_format=".2f", colorbar=False, xticks_rotation=45)
+    ax.set_title(title)
+    return ax
+
+
+def save_figure(fig: plt.Figure, name: str) -> Path:
+    """Save `fig` as ``figures/<name>.png`` (a scratch folder in smoke mode) and return the path."""
+    path = env.figures_dir() / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
