@@ -71,7 +71,7 @@ def train_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...])
         v2.Resize(size, antialias=True),
         v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
         v2.RandomHorizontalFlip(),
-        v2.RandomRotation(10),
+        v2.RandomRotation(10, interpolation=v2.InterpolationMode.BILINEAR),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean, std),
     ])

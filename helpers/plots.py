@@ -80,3 +80,22 @@ def save_figure(fig: plt.Figure, name: str) -> Path:
     path = env.figures_dir() / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
+
+
+def show_augmentations(image, augmentations: dict, n: int = 6, size: float = 1.3) -> plt.Figure:
+    """Return a grid with one row per named augmentation: the original, then `n` random draws of it."""
+    from torchvision.transforms.v2 import functional as F
+    original = F.to_image(image)
+    fig, axes = plt.subplots(len(augmentations), n + 1, figsize=((n + 1) * size, len(augmentations) * (size + 0.1)),
+                             squeeze=False)
+    for r, (row, (name, augment)) in enumerate(zip(axes, augmentations.items())):
+        for col, ax in enumerate(row):
+            shown = original if col == 0 else F.to_image(augment(image))
+            ax.imshow(to_display(shown), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+        if r == 0:
+            row[0].set_title("original", fontsize=8)
+    fig.tight_layout()
+    return fig

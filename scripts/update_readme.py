@@ -1,0 +1,49 @@
+"""Rewrite the results table in README.md from figures/results.json (run after a full notebook run).
+
+    python scripts/update_readme.py
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+COLUMNS = [  # (key in results.json, column title, format)
+    ("test_acc", "test accuracy", "{:.1%}"),
+    ("macro_f1", "macro-F1", "{:.3f}"),
+    ("epochs", "epochs", "{}"),
+    ("input_size", "input px", "{}"),
+    ("wall_time_s", "training time", "{:.0f} s"),
+    ("images_per_s", "train images/s", "{:,.0f}"),
+    ("hardware", "hardware", "{}"),
+    ("date", "date", "{}"),
+]
+
+
+def results_table(results: dict) -> str:
+    """Return a Markdown table with one row per lesson and the columns in COLUMNS."""
+    lines = ["| lesson | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
+    for lesson in sorted(results):
+        entry = results[lesson]
+        cells = [fmt.format(entry[key]) if entry.get(key) is not None else "–" for key, _, fmt in COLUMNS]
+        lines.append(f"| `{lesson}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    results = json.loads((ROOT / "figures" / "results.json").read_text(encoding="utf-8"))
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    block = f"{START}\n{results_table(results)}\n{END}"
+    new, count = re.subn(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    if count != 1:
+        raise SystemExit(f"README.md must contain exactly one {START} ... {END} block (found {count})")
+    readme.write_text(new, encoding="utf-8")
+    print(f"README.md: results table with {len(results)} lessons")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The README's results table is generated from figures/results.json and must not go stale."""
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("update_readme", ROOT / "scripts" / "update_readme.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_results_table_matches_results_json():
+    script = load_script()
+    results = json.loads((ROOT / "figures" / "results.json").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert script.results_table(results) in readme, "README is stale: run python scripts/update_readme.py"
+
+
+def test_results_table_formats_a_row():
+    table = load_script().results_table({"03_x": {"test_acc": 0.9312, "epochs": 12, "hardware": "CPU"}})
+    assert "| `03_x` | 93.1% | – | 12 | – | – | – | CPU | – |" in table
+
+
+def test_readme_names_every_notebook():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"notebooks/{notebook.name}" in readme, f"{notebook.name} is missing from the README lesson table"
