@@ -1,0 +1,145 @@
+"""torchvision's EfficientNet-B0 for the 7 FER classes: ImageNet weights when they can be had (and a
+fast, plain fallback to random initialisation when they cannot), the new classifier head, freezing,
+face transforms with three channels, and a training-speed measurement.
+
+The weights API: ``efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)``. The old
+``pretrained=True`` argument was removed from torchvision.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
+from torchvision.transforms import v2
+
+from helpers import data, env, finder
+
+IMAGENET_WEIGHTS = "IMAGENET1K_V1"          # what `weights_used` says when the ImageNet weights were loaded
+RANDOM_INIT = "random init"                 # ... and when they were not
+WEIGHTS = EfficientNet_B0_Weights.IMAGENET1K_V1
+WEIGHTS_HOST = urlparse(WEIGHTS.url).hostname   # download.pytorch.org
+DOWNLOAD_TIMEOUT_S = 30.0                   # a stalled download raises instead of waiting forever
+HEAD_DROPOUT = 0.2                          # torchvision's own value for B0
+
+
+def cached_weights_file(weights: EfficientNet_B0_Weights = WEIGHTS) -> Path:
+    """Return where torch.hub keeps the downloaded weights file (it may not exist)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(weights.url).path).name
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def fetch_imagenet_weights(weights: EfficientNet_B0_Weights = WEIGHTS) -> tuple[dict | None, str]:
+    """Return (state_dict, "") with the ImageNet weights, or (None, why not) within seconds when offline.
+
+    A file already in the torch.hub cache is used without any network access.
+    """
+    if not cached_weights_file(weights).is_file():
+        if env.offline_forced():
+            return None, "COURSE_OFFLINE is set"
+        if not finder.is_online(host=WEIGHTS_HOST):
+            return None, f"{WEIGHTS_HOST} cannot be reached (no internet)"
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            return weights.get_state_dict(progress=False, check_hash=True), ""
+    except (OSError, RuntimeError) as err:   # URLError, timeouts, a truncated or corrupt file
+        return None, f"the download failed ({type(err).__name__}: {err})"
+
+
+def replace_head(model: nn.Module, num_classes: int, dropout: float = HEAD_DROPOUT) -> nn.Module:
+    """Replace the classifier of a torchvision EfficientNet with Dropout -> Linear(num_classes); return the model.
+
+    Dropout goes *before* the Linear: it drops features the last layer reads. After the Linear it
+    would zero logits at random during training.
+    """
+    if not (isinstance(getattr(model, "classifier", None), nn.Sequential)
+            and isinstance(model.classifier[-1], nn.Linear)):
+        raise TypeError(f"{type(model).__name__} has no classifier ending in nn.Linear; replace_head "
+                        f"expects a torchvision EfficientNet.")
+    if num_classes < 2:
+        raise ValueError(f"num_classes={num_classes}; a classifier needs at least 2 classes.")
+    in_features = model.classifier[-1].in_features
+    model.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(in_features, num_classes))
+    return model
+
+
+def build_efficientnet_b0(num_classes: int, pretrained: bool,
+                          dropout: float = HEAD_DROPOUT) -> tuple[nn.Module, str]:
+    """Return (EfficientNet-B0 with a `num_classes` head, weights_used).
+
+    `weights_used` is ``IMAGENET_WEIGHTS`` when the ImageNet weights were loaded, else ``RANDOM_INIT``
+    (also when `pretrained` is True but they cannot be obtained: see ``fetch_imagenet_weights``).
+    """
+    model = efficientnet_b0(weights=None)
+    weights_used = RANDOM_INIT
+    if pretrained:
+        state, _ = fetch_imagenet_weights()
+        if state is not None:
+            model.load_state_dict(state)
+            weights_used = IMAGENET_WEIGHTS
+    return replace_head(model, num_classes, dropout), weights_used
+
+
+def freeze_features(model: nn.Module, num_blocks: int) -> int:
+    """Freeze the first `num_blocks` of ``model.features`` (0 = train everything); return the trainable parameter count.
+
+    Frozen blocks get no gradients, so backward stops before them: less compute per step.
+    """
+    blocks = len(model.features)
+    if not 0 <= num_blocks <= blocks:
+        raise ValueError(f"num_blocks={num_blocks}; EfficientNet-B0 has {blocks} feature blocks (0..{blocks}).")
+    for i, block in enumerate(model.features):
+        for param in block.parameters():
+            param.requires_grad_(i >= num_blocks)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def face_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                    train: bool) -> v2.Compose:
+    """Return the face pipeline at `size` px with 3 identical channels (grayscale faces for an RGB network).
+
+    `mean`/`std` have 3 values: ImageNet's for pretrained weights, the faces' own repeated otherwise.
+    """
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean={mean}, std={std}: EfficientNet takes 3 channels, so give 3 values each "
+                         f"(e.g. data.IMAGENET_MEAN, or data.FER_MEAN * 3).")
+    pipeline = data.train_transforms if train else data.eval_transforms
+    return v2.Compose([v2.Grayscale(num_output_channels=3), pipeline(size, mean, std)])
+
+
+def train_images_per_s(model: nn.Module, size: int, batch_size: int, num_steps: int,
+                       device: torch.device, warmup_steps: int = 2) -> float:
+    """Return training images/s of `model` on random 3 x size x size batches (forward, backward, Adam step).
+
+    The model is left in train mode with its weights changed: measure a copy, not the one you keep.
+    """
+    images = torch.randn(batch_size, 3, size, size, device=device)
+    labels = torch.randint(0, model.classifier[-1].out_features, (batch_size,), device=device)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+    for step in range(warmup_steps + num_steps):
+        if step == warmup_steps:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return num_steps * batch_size / (time.perf_counter() - start)

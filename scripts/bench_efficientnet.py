@@ -1,0 +1,66 @@
+"""Measure how fast EfficientNet-B0 trains (and evaluates) on this machine, at the input sizes lesson 06 considers.
+
+    python scripts/bench_efficientnet.py                      # 48 and 64 px, batch 64
+    python scripts/bench_efficientnet.py --sizes 48 64 96 --channels-last --freeze 0 3
+
+Random tensors stand in for the images, so this times the model alone (forward, backward and an Adam
+step on 3 x size x size inputs, 7 classes), not the image decoding. On a shared machine run it under
+a lock so other jobs do not skew it: ``flock /work/cpu.lock python scripts/bench_efficientnet.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from helpers import efficientnet, env
+
+NUM_CLASSES = 7
+
+
+def eval_images_per_s(model: torch.nn.Module, size: int, batch_size: int, num_steps: int,
+                      device: torch.device) -> float:
+    """Return inference images/s of `model` (eval mode, no gradients) on random batches."""
+    images = torch.randn(batch_size, 3, size, size, device=device)
+    model.eval()
+    with torch.inference_mode():
+        model(images)                                   # warm-up
+        start = time.perf_counter()
+        for _ in range(num_steps):
+            model(images)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return num_steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[48, 64], help="input sizes in pixels")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per setting")
+    parser.add_argument("--freeze", type=int, nargs="+", default=[0],
+                        help="numbers of frozen feature blocks to try (0 = train everything)")
+    parser.add_argument("--channels-last", action="store_true", help="also time channels_last memory format")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    args = parser.parse_args()
+
+    device = env.get_device(args.device)
+    env.seed_everything(0)
+    print(f"EfficientNet-B0, batch {args.batch_size}, {args.steps} timed steps, on {env.hardware_summary(device)}")
+    print(f"{'size':>5} {'frozen':>6} {'layout':>13} {'train img/s':>12} {'eval img/s':>11}")
+    layouts = [torch.contiguous_format] + ([torch.channels_last] if args.channels_last else [])
+    for size in args.sizes:
+        for frozen in args.freeze:
+            for layout in layouts:
+                model, _ = efficientnet.build_efficientnet_b0(NUM_CLASSES, pretrained=False)
+                efficientnet.freeze_features(model, frozen)
+                model = model.to(device, memory_format=layout)
+                train = efficientnet.train_images_per_s(model, size, args.batch_size, args.steps, device)
+                evaluate = eval_images_per_s(model, size, args.batch_size, args.steps, device)
+                name = "channels_last" if layout is torch.channels_last else "contiguous"
+                print(f"{size:>5} {frozen:>6} {name:>13} {train:>12.1f} {evaluate:>11.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
