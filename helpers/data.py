@@ -32,6 +32,8 @@ class BadImageError(ValueError):
 
 def load_image(path: str | Path, mode: str = "L") -> Image.Image:
     """Return the image at `path` decoded and converted to `mode`, or raise BadImageError naming it."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such image file; check the path.")
     try:
         with Image.open(path) as image:
             return image.convert(mode)  # convert() forces the full decode inside the try
