@@ -1,0 +1,143 @@
+"""helpers.checkpoint: atomic saves, safe loads with named errors, strict weight loading, RNG states."""
+import os
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from helpers import checkpoint, finder
+
+
+class Gadget:
+    """A class the weights_only unpickler does not know: stands for any code inside a pickle."""
+
+
+
+def linear(num_classes=7):
+    return nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, num_classes))
+
+
+def test_save_then_load_round_trips_and_creates_the_folder(tmp_path):
+    model = linear()
+    path = checkpoint.save_checkpoint(tmp_path / "new" / "deeper" / "model.pt",
+                                      {"model": model.state_dict(), "epoch": 3, "class_names": ["a", "b"]})
+    state = checkpoint.load_checkpoint(path)
+    assert state["epoch"] == 3 and state["class_names"] == ["a", "b"]
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state["model"].items())
+    assert os.listdir(path.parent) == ["model.pt"], "no temporary files may be left behind"
+
+
+def test_a_crash_while_saving_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    path = checkpoint.save_checkpoint(tmp_path / "last.pt", {"epoch": 1})
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def crash_midway(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        f.truncate(f.tell() // 2)  # half a file on disk, then the process "dies"
+        raise KeyboardInterrupt("interrupted while saving")
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_checkpoint(path, {"epoch": 2, "big": torch.zeros(10_000)})
+    assert path.read_bytes() == before
+    assert checkpoint.load_checkpoint(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["last.pt"], "the half-written temporary file must be removed"
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match=r"nope\.pt: no such checkpoint file"):
+        checkpoint.load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("content", [b"just some text\n", b"", None], ids=["text", "empty", "jpeg"])
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, content):
+    path = tmp_path / "weights.pt"
+    if content is None:
+        shutil.copy(next((finder.SAMPLES_DIR / "fer2013" / "train" / "happy").glob("*.jpg")), path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(checkpoint.CheckpointError, match=r"weights\.pt is not a PyTorch checkpoint"):
+        checkpoint.load_checkpoint(path)
+
+
+def test_a_truncated_checkpoint_is_named_as_damaged(tmp_path):
+    path = checkpoint.save_checkpoint(tmp_path / "best.pt", {"model": linear().state_dict()})
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(checkpoint.CheckpointError, match=r"best\.pt is a damaged checkpoint"):
+        checkpoint.load_checkpoint(path)
+
+
+def test_a_pickle_that_needs_code_is_refused_with_the_weights_only_explanation(tmp_path):
+    path = tmp_path / "from_the_internet.pt"
+    torch.save({"model": linear().state_dict(), "extra": Gadget()}, path)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load_checkpoint(path)
+    message = str(err.value)
+    assert "from_the_internet.pt" in message and "Gadget" in message
+    assert "weights_only=True" in message and "trust" in message
+    assert "add_safe_globals" in message and "safe_globals" in message
+
+
+def test_a_whole_pickled_model_is_refused(tmp_path):
+    path = tmp_path / "whole_model.pt"
+    torch.save(linear(), path)  # the source's habit: torch.save(model)
+    with pytest.raises(checkpoint.CheckpointError, match="torch.nn.modules.container.Sequential"):
+        checkpoint.load_checkpoint(path)
+
+
+def test_a_file_holding_no_dict_is_refused(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="holds a Tensor, not a checkpoint dict"):
+        checkpoint.load_checkpoint(tmp_path / "tensor.pt")
+
+
+def test_load_weights_lists_missing_unexpected_and_shape_mismatches():
+    saved = linear(num_classes=7).state_dict()
+    saved["extra.weight"] = torch.zeros(1)
+    del saved["0.bias"]
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load_weights(linear(num_classes=10), saved)
+    message = str(err.value)
+    assert "Missing keys: 0.bias" in message
+    assert "Unexpected keys: extra.weight" in message
+    assert "2.weight: checkpoint (7, 8) vs model (10, 8)" in message
+    assert "num_classes" in message
+
+
+def test_load_weights_is_exact_and_accepts_compile_wrapper_keys():
+    source, target = linear(), linear()
+    wrapped = {f"_orig_mod.{k}": v for k, v in source.state_dict().items()}
+    checkpoint.load_weights(target, wrapped)
+    x = torch.randn(4, 16)
+    assert torch.equal(source(x), target(x))
+
+
+def test_unwrap_model_returns_the_plain_module():
+    model = linear()
+    assert checkpoint.unwrap_model(nn.DataParallel(model)) is model
+    assert checkpoint.unwrap_model(model) is model
+
+
+def test_check_compatible_names_the_model_and_the_classes():
+    state = {"meta": {"model_name": "EmotionNet", "model_args": {"num_classes": 7}, "class_names": ["a", "b"]}}
+    checkpoint.check_compatible(state, "EmotionNet", ["a", "b"])
+    with pytest.raises(checkpoint.CheckpointError, match="holds a 'EmotionNet' model"):
+        checkpoint.check_compatible(state, "TinyCNN", path="x.pt")
+    with pytest.raises(checkpoint.CheckpointError, match=r"trained on classes \['a', 'b'\]"):
+        checkpoint.check_compatible(state, class_names=["a", "b", "c"])
+
+
+def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
+    generator = torch.Generator().manual_seed(5)
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    np.random.randn()  # leaves a cached Gaussian in NumPy's state
+    checkpoint.save_checkpoint(tmp_path / "rng.pt", {"rng": checkpoint.rng_state(generator)})
+    expected = (random.random(), np.random.randn(), torch.rand(2), torch.rand(2, generator=generator))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9), generator.manual_seed(9)
+    checkpoint.set_rng_state(checkpoint.load_checkpoint(tmp_path / "rng.pt")["rng"], generator)
+    got = (random.random(), np.random.randn(), torch.rand(2), torch.rand(2, generator=generator))
+    assert got[:2] == expected[:2] and torch.equal(got[2], expected[2]) and torch.equal(got[3], expected[3])

@@ -1,0 +1,213 @@
+"""helpers.train: per-example means, logits not probabilities, early stopping, checkpoints and exact resume."""
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers import checkpoint, data, env, finder, train
+
+FER_TRAIN = finder.SAMPLES_DIR / "fer2013" / "train"
+CPU = torch.device("cpu")
+
+
+class TinyNet(nn.Module):
+    """A small CNN with BatchNorm and Dropout (both matter for exact resume)."""
+
+    def __init__(self, num_classes: int = 7):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                      nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2))
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, images):
+        return self.head(self.features(images))
+
+
+class Softmaxed(nn.Module):
+    """The mistake: a model whose forward returns probabilities."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        return self.model(images).softmax(dim=1)
+
+
+class TupleHead(nn.Module):
+    """Like ultralytics' Classify in eval mode: returns (probabilities, logits)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images):
+        logits = self.model(images)
+        return logits.softmax(dim=1), logits
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return data.preload_faces(FER_TRAIN, max_per_class=12)  # 84 real faces, 48x48
+
+
+def make_run(faces, seed=0, batch_size=16, num_epochs=4, lr=3e-3):
+    """Build a seeded training run on the real faces: model, loaders, optimizer and OneCycle schedule."""
+    generator = env.seed_everything(seed)
+    train_idx, val_idx = data.split_indices(len(faces), 0.25, seed=0)
+    augment = data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD, train=True)
+    plain = data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD)
+    train_loader = data.DeviceLoader(data.make_loader(faces.subset(train_idx), batch_size, shuffle=True,
+                                                      generator=generator), CPU, augment)
+    val_loader = data.DeviceLoader(data.make_loader(faces.subset(val_idx), batch_size), CPU, plain)
+    model = TinyNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max(lr, 1e-8),
+                                                    total_steps=num_epochs * len(train_loader))
+    return model, train_loader, val_loader, optimizer, scheduler
+
+
+def make_config(folder, num_epochs, **kwargs):
+    options = dict(num_epochs=num_epochs, scheduler_step="batch", checkpoint_dir=folder, progress=False,
+                   patience=10, meta={"model_name": "TinyNet", "model_args": {"num_classes": 7},
+                                      "class_names": list(data.FER_CLASSES)})
+    return train.FitConfig(**{**options, **kwargs})
+
+
+def without_times(history):
+    return {k: v for k, v in vars(history).items() if k != "epoch_time_s"}
+
+
+def test_resume_after_two_epochs_is_bit_identical_to_four_uninterrupted(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces)
+    full = train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path / "full", 4), scheduler)
+    full_weights = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path / "cut", 2), scheduler)
+    torch.rand(5), torch.randn(3)  # whatever runs between the two sessions must not matter
+
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, seed=123)  # a new session
+    resumed = train.fit(model, train_loader, val_loader, optimizer, CPU,
+                        make_config(tmp_path / "cut", 4, resume_from=tmp_path / "cut" / "last.pt"), scheduler)
+
+    assert without_times(resumed) == without_times(full)
+    assert len(resumed.epoch_time_s) == 4
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, full_weights[name]), f"{name} differs after resuming"
+    assert optimizer.param_groups[0]["lr"] == scheduler.get_last_lr()[0]
+
+
+def test_resume_without_the_saved_rng_states_would_differ(faces, tmp_path):
+    """The control for the test above: the same resume, but with fresh shuffling, drifts away."""
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces)
+    full = train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path / "full", 3), scheduler)
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path / "cut", 2), scheduler)
+    state = checkpoint.load_checkpoint(tmp_path / "cut" / "last.pt")
+    state["rng"] = checkpoint.rng_state(torch.Generator().manual_seed(999))  # lose the RNG states
+    checkpoint.save_checkpoint(tmp_path / "cut" / "last.pt", state)
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces)
+    resumed = train.fit(model, train_loader, val_loader, optimizer, CPU,
+                        make_config(tmp_path / "cut", 3, resume_from=tmp_path / "cut" / "last.pt"), scheduler)
+    assert resumed.train_loss[:2] == full.train_loss[:2]
+    assert resumed.train_loss[2] != full.train_loss[2]
+
+
+def test_checkpoints_hold_everything_and_load_with_weights_only(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=2)
+    history = train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 2), scheduler)
+    last = checkpoint.load_checkpoint(tmp_path / "last.pt")  # weights_only=True inside
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "best", "bad_epochs", "history", "rng", "meta"):
+        assert key in last, f"last.pt lacks {key}"
+    assert set(last["rng"]) == {"python", "numpy", "torch", "cuda", "generator"}
+    assert last["epoch"] == 2 and last["history"]["val_loss"] == history.val_loss
+    assert last["meta"]["class_names"] == list(data.FER_CLASSES)
+    best = checkpoint.load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == history.best_epoch
+    assert best["best"] == min(history.val_loss)
+
+
+def test_validation_loss_is_the_mean_over_examples_with_a_short_last_batch(faces):
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    subset = faces.subset(range(10))
+    plain = data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD)
+    loader = data.DeviceLoader(data.make_loader(subset, batch_size=4), CPU, plain)  # batches of 4, 4, 2
+    result = train.evaluate(model, loader, CPU)
+    with torch.no_grad():
+        logits = model(plain(subset.images))
+    expected = F.cross_entropy(logits, subset.labels).item()  # mean over all 10 examples
+    assert result.loss == pytest.approx(expected, rel=1e-5)
+    assert result.acc == pytest.approx((logits.argmax(1) == subset.labels).float().mean().item())
+    assert torch.equal(result.preds, logits.argmax(1)) and result.labels.tolist() == subset.labels.tolist()
+    source_style = sum(F.cross_entropy(logits[i:i + 4], subset.labels[i:i + 4]).item() * len(subset.labels[i:i + 4])
+                       for i in range(0, 10, 4)) / 10 / 3  # divided by the dataset size, then by the batches
+    assert result.loss != pytest.approx(source_style), "the source's double division gives another number"
+
+
+def test_a_model_returning_probabilities_or_a_tuple_is_refused(faces):
+    subset = faces.subset(range(8))
+    loader = data.DeviceLoader(data.make_loader(subset, batch_size=4), CPU,
+                               data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD))
+    with pytest.raises(ValueError, match="probabilities"):
+        train.evaluate(Softmaxed(TinyNet()), loader, CPU)
+    with pytest.raises(TypeError, match="Classify"):
+        train.evaluate(TupleHead(TinyNet()), loader, CPU)
+    model = Softmaxed(TinyNet())
+    with pytest.raises(ValueError, match="logits"):
+        train.train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), CPU)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(faces, tmp_path, capsys):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, lr=0.0)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.0  # with lr 0 and frozen BatchNorm statistics, nothing can improve
+    config = make_config(tmp_path, 10, patience=2, scheduler_step="epoch")
+    history = train.fit(model, train_loader, val_loader, optimizer, CPU, config)
+    assert len(history.val_loss) == 3 and history.stopped_early and history.best_epoch == 1
+    assert "early stop" in capsys.readouterr().out
+
+
+def test_one_summary_line_per_epoch_in_the_fixed_format(faces, tmp_path, capsys):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=2)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(None, 2), scheduler)
+    lines = capsys.readouterr().out.strip().splitlines()
+    pattern = (r"epoch \d+/2  train_loss \d\.\d{3}  val_loss \d\.\d{3}  val_acc \d\.\d{3}  "
+               r"lr \d\.\d\de-\d\d  time \d+\.\ds")
+    assert len(lines) == 2 and all(re.fullmatch(pattern, line) for line in lines), lines
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_or_class_list(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=1)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
+    other = make_config(tmp_path, 2, resume_from=tmp_path / "last.pt")
+    other.meta = {**other.meta, "model_name": "EmotionNet"}
+    with pytest.raises(checkpoint.CheckpointError, match="'TinyNet' model"):
+        train.fit(model, train_loader, val_loader, optimizer, CPU, other, scheduler)
+    other.meta = {**other.meta, "model_name": "TinyNet", "class_names": ["cat", "dog"]}
+    with pytest.raises(checkpoint.CheckpointError, match="trained on classes"):
+        train.fit(model, train_loader, val_loader, optimizer, CPU, other, scheduler)
+
+
+def test_amp_is_off_on_cpu_by_default_and_bf16_when_asked():
+    amp = train.Amp(torch.device("cpu"))
+    assert not amp.enabled and not amp.scaler.is_enabled() and "off" in repr(amp)
+    with amp.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    amp = train.Amp(torch.device("cpu"), enabled=True)
+    with amp.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    assert not amp.scaler.is_enabled(), "bf16 needs no GradScaler"
+    assert train.Amp(torch.device("cuda:0"), enabled=False).device_type == "cuda"
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="monitor='accuracy'"):
+        train.fit(TinyNet(), [], [], None, CPU, train.FitConfig(monitor="accuracy"))
+    with pytest.raises(ValueError, match="scheduler_step='step'"):
+        train.fit(TinyNet(), [], [], None, CPU, train.FitConfig(scheduler_step="step"))
