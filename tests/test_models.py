@@ -1,0 +1,78 @@
+"""The small CNNs: output shapes, parameter counts, build_model's errors, channels_last, train/eval."""
+import pytest
+import torch
+from torch import nn
+
+from helpers import env, models
+
+DEVICE = env.get_device("cpu")
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("num_classes", [2, 10])
+def test_logits_have_one_column_per_class(name, num_classes):
+    model = models.build_model(name, num_classes).to(DEVICE).eval()
+    logits = model(torch.rand(5, 1, 28, 28, device=DEVICE))
+    assert logits.shape == (5, num_classes) and logits.dtype == torch.float32
+    assert not torch.allclose(logits.sum(1), torch.ones(5)), "models return logits, not probabilities"
+
+
+def test_source_cnn_has_the_sources_parameter_count():
+    # conv 1->32 5x5, conv 32->64 5x5, linear 64*4*4->512, linear 512->10, all with biases
+    expected = (32 * 25 + 32) + (64 * 32 * 25 + 64) + (1024 * 512 + 512) + (512 * 10 + 10)
+    assert models.count_parameters(models.SourceCNN()) == expected == 582_026
+
+
+def test_source_cnn_sizes_its_linear_layer_from_the_input():
+    model = models.SourceCNN(num_classes=3, in_channels=3, image_size=32).eval()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_fashion_cnn_is_small_and_takes_any_input_size():
+    model = models.FashionCNN().eval()
+    assert models.count_parameters(model) < 100_000
+    for size in (28, 32, 48):
+        assert model(torch.rand(2, 1, size, size)).shape == (2, 10)
+
+
+def test_fashion_cnn_gives_the_same_logits_in_channels_last():
+    torch.manual_seed(0)
+    model = models.FashionCNN().eval()
+    images = torch.rand(4, 1, 28, 28)
+    expected = model(images)
+    model = model.to(memory_format=torch.channels_last)
+    assert torch.allclose(model(images.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
+
+
+def test_fashion_cnn_learns_a_batch():
+    torch.manual_seed(0)
+    model = models.FashionCNN()
+    images, labels = torch.rand(32, 1, 28, 28), torch.arange(32) % 10
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(30):
+        loss = nn.functional.cross_entropy(model(images), labels)
+        first = loss.item() if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < first / 2, f"loss went from {first:.3f} to {loss.item():.3f}"
+
+
+def test_dropout_is_active_in_train_mode_only():
+    model = models.SourceCNN()
+    images = torch.rand(4, 1, 28, 28)
+    model.eval()
+    assert torch.equal(model(images), model(images))
+    model.train()
+    assert not torch.equal(model(images), model(images))
+
+
+def test_unknown_model_name_lists_the_choices():
+    with pytest.raises(ValueError, match=r"unknown model name 'resnet'.*fashion_cnn.*source_cnn"):
+        models.build_model("resnet", 10)
+
+
+def test_too_few_classes_is_rejected():
+    with pytest.raises(ValueError, match="num_classes=1"):
+        models.build_model("fashion_cnn", 1)
