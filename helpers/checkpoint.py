@@ -41,11 +41,11 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        torch.save(state, tmp)  # by path: a retried save (ultralytics wraps torch.save) starts afresh
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # on disk before the rename
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -299,3 +299,22 @@ def _one_epoch(run: _Run, train_loader, val_loader, device: torch.device) -> Non
     history.val_acc.append(val.acc)
     history.epoch_time_s.append(time.perf_counter() - start)
     run.update_best(val.loss if config.monitor == "val_loss" else val.acc)
+
+
+class TimeLimited:
+    """Iterate `loader` until `seconds` have passed (always at least one batch); counts the images it gave.
+
+    ``train_one_epoch(model, TimeLimited(train_loader, 60), ...)`` trains for a fixed time budget,
+    the fair way to compare settings that differ in speed.
+    """
+
+    def __init__(self, loader, seconds: float):
+        self.loader, self.seconds, self.images_seen = loader, seconds, 0
+
+    def __iter__(self):
+        start = time.perf_counter()
+        for images, labels in self.loader:
+            self.images_seen += len(labels)
+            yield images, labels
+            if time.perf_counter() - start >= self.seconds:
+                return

@@ -37,7 +37,8 @@ def test_a_crash_while_saving_leaves_the_old_file_intact(tmp_path, monkeypatch):
 
     def crash_midway(obj, f, *args, **kwargs):
         real_save(obj, f, *args, **kwargs)
-        f.truncate(f.tell() // 2)  # half a file on disk, then the process "dies"
+        with open(f, "r+b") as half:
+            half.truncate(os.path.getsize(f) // 2)  # half a file on disk, then the process "dies"
         raise KeyboardInterrupt("interrupted while saving")
 
     monkeypatch.setattr(torch, "save", crash_midway)

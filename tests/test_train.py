@@ -211,3 +211,11 @@ def test_bad_options_are_named():
         train.fit(TinyNet(), [], [], None, CPU, train.FitConfig(monitor="accuracy"))
     with pytest.raises(ValueError, match="scheduler_step='step'"):
         train.fit(TinyNet(), [], [], None, CPU, train.FitConfig(scheduler_step="step"))
+
+
+def test_checkpoints_hold_the_unwrapped_model(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=1)
+    wrapped = nn.DataParallel(model)  # like torch.compile's wrapper, it prefixes every key
+    train.fit(wrapped, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
+    saved = checkpoint.load_checkpoint(tmp_path / "last.pt")["model"]
+    assert list(saved) == list(model.state_dict()), "keys must not carry a wrapper prefix"

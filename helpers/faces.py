@@ -1,0 +1,96 @@
+"""Faces in real photos: find them with OpenCV's Haar cascade, crop them like FER2013, classify, draw.
+
+The Haar cascade files ship inside the opencv-python 4.x wheels (``cv2.data.haarcascades``);
+the 5.x wheels no longer include them, hence ``opencv-python<5`` in requirements.txt.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+from torch import nn
+
+CASCADE = "haarcascade_frontalface_alt2.xml"   # fewer false alarms than ..._default on the course photos
+FER_SIZE = 48                                   # FER2013 faces are 48x48 grayscale
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Return the photo at `path` as an H x W x 3 BGR uint8 array (OpenCV's order), or raise naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file; check the path.")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path} is not an image OpenCV can read (JPEG, PNG, ...); pass a photo file.")
+    return image
+
+
+def face_detector(cascade: str = CASCADE) -> cv2.CascadeClassifier:
+    """Return OpenCV's Haar cascade face detector `cascade` from the files shipped with opencv-python."""
+    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
+    if folder is None:
+        raise RuntimeError(f"This OpenCV ({cv2.__version__}) ships no Haar cascade files (cv2.data is gone "
+                           f"in the 5.x wheels). Install opencv-python<5, as requirements.txt does.")
+    detector = cv2.CascadeClassifier(str(Path(folder) / cascade))
+    if detector.empty():
+        raise FileNotFoundError(f"{cascade} was not found among OpenCV's Haar cascades; "
+                                f"use one of the haarcascade_*.xml names in cv2.data.haarcascades.")
+    return detector
+
+
+def find_faces(image: np.ndarray, detector: cv2.CascadeClassifier, min_size: int = 40,
+               min_neighbors: int = 3) -> np.ndarray:
+    """Return the faces found in a BGR `image` as an N x 4 int array of boxes (x, y, width, height), left to right."""
+    gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))  # evens out lighting
+    boxes = detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors,
+                                      minSize=(min_size, min_size))
+    boxes = np.asarray(boxes, dtype=int).reshape(-1, 4)
+    return boxes[np.argsort(boxes[:, 0])]
+
+
+def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int = FER_SIZE, margin: float = 0.1) -> torch.Tensor:
+    """Return the boxed faces as grayscale uint8 crops, N x 1 x `size` x `size`, like FER2013 images.
+
+    Each box grows by `margin` of its size on every side (FER crops show a little around the face).
+    """
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    height, width = gray.shape
+    crops = []
+    for x, y, w, h in boxes:
+        pad_x, pad_y = int(w * margin), int(h * margin)
+        x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
+        x1, y1 = min(width, x + w + pad_x), min(height, y + h + pad_y)
+        crops.append(cv2.resize(gray[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA))
+    if not crops:
+        return torch.empty(0, 1, size, size, dtype=torch.uint8)
+    return torch.from_numpy(np.stack(crops)).unsqueeze(1)
+
+
+def classify_faces(model: nn.Module, crops: torch.Tensor, transform: nn.Module,
+                   device: torch.device) -> torch.Tensor:
+    """Return class probabilities (N x classes) for uint8 face crops, after the evaluation `transform`."""
+    model.eval()
+    with torch.inference_mode():
+        logits = model(transform(crops.to(device)))
+    return logits.softmax(dim=1).cpu()
+
+
+def draw_predictions(image: np.ndarray, boxes: np.ndarray, probs: torch.Tensor,
+                     class_names: Sequence[str], ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+    """Return axes showing the BGR `image` with each face box labelled 'class probability'."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 7 * image.shape[0] / image.shape[1]))
+    ax.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    for (x, y, w, h), p in zip(boxes, probs):
+        best = int(p.argmax())
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, color="lime", linewidth=2))
+        ax.text(x, y - 6, f"{class_names[best]} {p[best]:.2f}", color="black", fontsize=9,
+                bbox={"facecolor": "lime", "edgecolor": "none", "pad": 1.5})
+    ax.set_title(title or f"{len(boxes)} face(s) found")
+    ax.axis("off")
+    return ax

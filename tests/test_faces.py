@@ -1,0 +1,56 @@
+"""helpers.faces: Haar-cascade faces in ultralytics' real photos, FER-style crops, labelled drawings."""
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+import ultralytics
+
+from helpers import data, emotionnet, faces
+
+matplotlib.use("Agg")
+ASSETS = Path(ultralytics.__file__).parent / "assets"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return faces.face_detector()
+
+
+@pytest.mark.parametrize("name", ["zidane.jpg", "bus.jpg"])
+def test_faces_are_found_in_the_real_photos(detector, name):
+    image = faces.read_image(ASSETS / name)
+    boxes = faces.find_faces(image, detector)
+    assert boxes.shape == (2, 4), f"{name}: expected the two faces, found {boxes.tolist()}"
+    assert (boxes[:, 0] == sorted(boxes[:, 0])).all(), "boxes are ordered left to right"
+
+
+def test_crops_look_like_fer_images(detector):
+    image = faces.read_image(ASSETS / "zidane.jpg")
+    crops = faces.crop_faces(image, faces.find_faces(image, detector))
+    assert crops.shape == (2, 1, 48, 48) and crops.dtype == torch.uint8
+    assert faces.crop_faces(image, faces.find_faces(image[:10, :10], detector)).shape == (0, 1, 48, 48)
+
+
+def test_classify_and_draw(detector):
+    image = faces.read_image(ASSETS / "bus.jpg")
+    boxes = faces.find_faces(image, detector)
+    model = emotionnet.EmotionNet()
+    probs = faces.classify_faces(model, faces.crop_faces(image, boxes),
+                                 data.FaceBatchTransform(64, data.FER_MEAN, data.FER_STD), torch.device("cpu"))
+    assert probs.shape == (len(boxes), 7) and torch.allclose(probs.sum(1), torch.ones(len(boxes)))
+    ax = faces.draw_predictions(image, boxes, probs, data.FER_CLASSES)
+    assert len(ax.patches) == len(boxes) and len(ax.texts) == len(boxes)
+
+
+def test_unreadable_photos_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holiday.jpg"):
+        faces.read_image(tmp_path / "holiday.jpg")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(ValueError, match=r"notes\.jpg is not an image"):
+        faces.read_image(tmp_path / "notes.jpg")
+
+
+def test_an_unknown_cascade_is_named():
+    with pytest.raises(FileNotFoundError, match="haarcascade_cat.xml"):
+        faces.face_detector("haarcascade_cat.xml")
