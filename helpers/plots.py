@@ -99,3 +99,17 @@ def show_augmentations(image, augmentations: dict, n: int = 6, size: float = 1.3
             row[0].set_title("original", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def show_prediction(image: torch.Tensor, ranked: Sequence[tuple[str, float]], title: str = "") -> plt.Figure:
+    """Return a figure with `image` on the left and the (class, probability) pairs of `ranked` as bars."""
+    fig, (ax_image, ax_bars) = plt.subplots(1, 2, figsize=(6, 2.4), gridspec_kw={"width_ratios": [1, 1.6]})
+    ax_image.imshow(to_display(image), cmap="gray", vmin=0, vmax=1)
+    ax_image.set_title(title, fontsize=9)
+    ax_image.axis("off")
+    names, probs = zip(*ranked)
+    ax_bars.barh(range(len(names))[::-1], probs, color="tab:blue")
+    ax_bars.set_yticks(range(len(names))[::-1], names)
+    ax_bars.set(xlim=(0, 1), xlabel="probability", title="top predictions")
+    fig.tight_layout()
+    return fig
