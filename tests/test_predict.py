@@ -91,3 +91,16 @@ def test_a_bundle_for_another_class_count_names_the_mismatch(tmp_path, model):
     state = checkpoint.load_checkpoint(path)
     with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint \(10, 96\) vs model \(7, 96\)"):
         checkpoint.load_weights(models.build_model("fashion_cnn", num_classes=7), state["model"])
+
+
+def test_an_emotionnet_bundle_predicts_a_real_face(tmp_path):
+    torch.manual_seed(0)
+    model = models.build_model("EmotionNet", num_classes=7).eval()
+    meta = {"model_name": "EmotionNet", "model_args": {"num_classes": 7}, "class_names": list(data.FER_CLASSES),
+            "input_size": 64, "mean": list(data.FER_MEAN), "std": list(data.FER_STD)}
+    path = predict.save_bundle(tmp_path / "emotionnet.pt", model, meta)
+    face = next((finder.SAMPLES_DIR / "fer2013" / "test" / "happy").glob("*.jpg"))
+    loaded, meta = predict.load_bundle(path)
+    ranked = predict.predict_file(loaded, meta, face, top_k=7)
+    assert sorted(name for name, _ in ranked) == sorted(data.FER_CLASSES)
+    assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=1e-4)
