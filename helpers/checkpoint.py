@@ -46,6 +46,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
         torch.save(state, tmp)  # by path: a retried save (ultralytics wraps torch.save) starts afresh
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())  # on disk before the rename
+        os.chmod(tmp, 0o644)      # mkstemp makes files only their owner can read
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
