@@ -74,12 +74,12 @@ def _check_range(values: np.ndarray, path: Path) -> None:
     if bad_labels.size:
         row = int(bad_labels[0])
         raise BadCSVError(f"{path}: column 'label', {_where(row)} holds {labels[row]}; expected a class "
-                          f"index 0-{len(FASHION_CLASSES) - 1} ({len(bad_labels)} bad labels in all).")
+                          f"index 0-{len(FASHION_CLASSES) - 1} ({len(bad_labels)} out-of-range label(s) in the file).")
     bad_pixels = np.argwhere((pixels < 0) | (pixels > PIXEL_MAX))
     if bad_pixels.size:
         row, col = (int(i) for i in bad_pixels[0])
         raise BadCSVError(f"{path}: column 'pixel{col + 1}', {_where(row)} holds {pixels[row, col]}; "
-                          f"expected a pixel value 0-{PIXEL_MAX} ({len(bad_pixels)} bad values in all).")
+                          f"expected a pixel value 0-{PIXEL_MAX} ({len(bad_pixels)} out-of-range pixel value(s) in the file).")
 
 
 def read_fashion_csv(path: str | Path, max_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +133,7 @@ class FashionCSV(Dataset):
         return image, (int(label) if label.ndim == 0 else label)
 
 
-def batch_loader(dataset: FashionCSV, batch_size: int, *, shuffle: bool = False,
+def batch_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
                  generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
     """Return a DataLoader that fetches each batch with one tensor index (``dataset[indices]``), not item by item.
 

@@ -175,3 +175,40 @@ def summarise_runs(runs: Sequence[dict], group: str = "arm"):
     summary = grouped.agg(["mean", "std", "min", "max"])
     summary.insert(0, ("runs", ""), grouped.size())
     return summary
+
+
+def compare_arms(runs: Sequence[dict], metric: str, baseline: str, group: str = "arm"):
+    """Return, per arm, the mean of `metric`, its seed range, the difference to `baseline`'s mean, and
+    whether the two arms' seed ranges are apart (a difference larger than the seed-to-seed spread)."""
+    import pandas as pd
+    frame = pd.DataFrame(list(runs))
+    if baseline not in set(frame[group]):
+        raise KeyError(f"baseline arm {baseline!r} is not among the runs' arms {sorted(set(frame[group]))}.")
+    stats = frame.groupby(group, sort=False)[metric].agg(["mean", "min", "max"])
+    base = stats.loc[baseline]
+    stats[f"diff_vs_{baseline.replace(' ', '_')}"] = stats["mean"] - base["mean"]
+    stats["apart_from_seed_spread"] = (stats["min"] > base["max"]) | (stats["max"] < base["min"])
+    return stats
+
+
+def plot_grouped_bars(groups: dict[str, Sequence[float]], class_names: Sequence[str], ylabel: str, title: str,
+                      ranges: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None, ax=None):
+    """Return axes with one bar per class for each named group side by side; `ranges` adds (min, max) whiskers."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(groups)
+    x = np.arange(len(class_names))
+    for k, (name, values) in enumerate(groups.items()):
+        values = np.asarray(values, dtype=float)
+        offset = x + (k - (len(groups) - 1) / 2) * width
+        yerr = None
+        if ranges is not None and name in ranges:
+            low, high = (np.asarray(r, dtype=float) for r in ranges[name])
+            yerr = np.vstack([values - low, high - values])
+        ax.bar(offset, values, width, label=name, yerr=yerr, capsize=2)
+    ax.set_xticks(x, class_names, rotation=30)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax

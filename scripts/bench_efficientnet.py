@@ -4,12 +4,15 @@
     python scripts/bench_efficientnet.py --sizes 48 64 96 --channels-last --freeze 0 3
 
 Random tensors stand in for the images, so this times the model alone (forward, backward and an Adam
-step on 3 x size x size inputs, 7 classes), not the image decoding. On a shared machine run it under
-a lock so other jobs do not skew it: ``flock /work/cpu.lock python scripts/bench_efficientnet.py``.
+step on 3 x size x size inputs, 7 classes), not the image decoding. Each setting is timed `--repeats`
+times; the median is the figure to quote, the best shows what the machine does undisturbed. On a
+shared machine run it under a lock so other jobs skew it less:
+``flock /work/cpu.lock python scripts/bench_efficientnet.py``.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -38,7 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[48, 64], help="input sizes in pixels")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=8, help="timed training steps per setting")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per repeat")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per setting (median and best are shown)")
     parser.add_argument("--freeze", type=int, nargs="+", default=[0],
                         help="numbers of frozen feature blocks to try (0 = train everything)")
     parser.add_argument("--channels-last", action="store_true", help="also time channels_last memory format")
@@ -47,8 +51,10 @@ def main() -> None:
 
     device = env.get_device(args.device)
     env.seed_everything(0)
-    print(f"EfficientNet-B0, batch {args.batch_size}, {args.steps} timed steps, on {env.hardware_summary(device)}")
-    print(f"{'size':>5} {'frozen':>6} {'layout':>13} {'train img/s':>12} {'eval img/s':>11}")
+    print(f"EfficientNet-B0, batch {args.batch_size}, {args.repeats} x {args.steps} timed steps, "
+          f"on {env.hardware_summary(device)}")
+    print(f"{'size':>5} {'frozen':>6} {'layout':>13} {'train img/s median':>19} {'(best)':>7} "
+          f"{'eval img/s median':>18} {'(best)':>7}")
     layouts = [torch.contiguous_format] + ([torch.channels_last] if args.channels_last else [])
     for size in args.sizes:
         for frozen in args.freeze:
@@ -56,10 +62,13 @@ def main() -> None:
                 model, _ = efficientnet.build_efficientnet_b0(NUM_CLASSES, pretrained=False)
                 efficientnet.freeze_features(model, frozen)
                 model = model.to(device, memory_format=layout)
-                train = efficientnet.train_images_per_s(model, size, args.batch_size, args.steps, device)
-                evaluate = eval_images_per_s(model, size, args.batch_size, args.steps, device)
+                train = [efficientnet.train_images_per_s(model, size, args.batch_size, args.steps, device)
+                         for _ in range(args.repeats)]
+                evaluate = [eval_images_per_s(model, size, args.batch_size, args.steps, device)
+                            for _ in range(args.repeats)]
                 name = "channels_last" if layout is torch.channels_last else "contiguous"
-                print(f"{size:>5} {frozen:>6} {name:>13} {train:>12.1f} {evaluate:>11.1f}", flush=True)
+                print(f"{size:>5} {frozen:>6} {name:>13} {statistics.median(train):>19.1f} {max(train):>7.1f} "
+                      f"{statistics.median(evaluate):>18.1f} {max(evaluate):>7.1f}", flush=True)
 
 
 if __name__ == "__main__":

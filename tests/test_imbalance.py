@@ -141,3 +141,20 @@ def test_summarise_runs_gives_mean_and_spread_per_arm():
     assert summary.loc["a", ("acc", "mean")] == pytest.approx(0.6)
     assert summary.loc["a", ("acc", "max")] - summary.loc["a", ("acc", "min")] == pytest.approx(0.2)
     assert summary.loc["a", ("runs", "")] == 2 and list(summary.index) == ["a", "b"]
+
+
+def test_compare_arms_flags_only_differences_beyond_the_seed_spread():
+    runs = [{"arm": "plain", "seed": 0, "f1": 0.30}, {"arm": "plain", "seed": 1, "f1": 0.34},
+            {"arm": "sampler", "seed": 0, "f1": 0.40}, {"arm": "sampler", "seed": 1, "f1": 0.42},
+            {"arm": "loss", "seed": 0, "f1": 0.33}, {"arm": "loss", "seed": 1, "f1": 0.37}]
+    table = imbalance.compare_arms(runs, "f1", baseline="plain")
+    assert table.loc["sampler", "diff_vs_plain"] == pytest.approx(0.09)
+    assert table["apart_from_seed_spread"].to_dict() == {"plain": False, "sampler": True, "loss": False}
+    with pytest.raises(KeyError, match="'none'"):
+        imbalance.compare_arms(runs, "f1", baseline="none")
+
+
+def test_plot_grouped_bars_draws_one_bar_per_class_and_group():
+    ax = imbalance.plot_grouped_bars({"a": [1, 2, 3], "b": [2, 2, 2]}, ["x", "y", "z"], "count", "t",
+                                     ranges={"a": ([0, 1, 2], [2, 3, 4])})
+    assert len(ax.patches) == 6 and ax.get_title() == "t"
