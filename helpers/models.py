@@ -40,19 +40,26 @@ class SourceCNN(nn.Module):
 
 
 class FashionCNN(nn.Module):
-    """The course's compact BN CNN: stride-2 stem, two more conv blocks, global average pooling, one linear layer."""
+    """The course's compact BN CNN: a stride-2 stem, then 3x3 conv blocks with a max-pool between
+    consecutive ones, global average pooling and one linear layer.
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, int, int] = (32, 48, 96)):
+    With the default ``widths=(32, 48, 96, 128)`` a 28 x 28 image goes 14 x 14 (stem, 32 channels),
+    14 x 14 (48), 7 x 7 (96), 3 x 3 (128), then is pooled to 128 numbers. Chosen by timing and
+    validation accuracy on Fashion-MNIST on a 2-core CPU (``scripts/bench_fashion_mnist.py``).
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, ...] = (32, 48, 96, 128)):
         super().__init__()
-        stem, middle, last = widths
-        self.features = nn.Sequential(
-            conv_bn(in_channels, stem, stride=2),     # 28 x 28 -> 14 x 14
-            conv_bn(stem, middle),
-            nn.MaxPool2d(2),                          # 14 x 14 -> 7 x 7
-            conv_bn(middle, last),
-            nn.AdaptiveAvgPool2d(1),                  # any size -> 1 x 1
-        )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(last, num_classes))
+        if len(widths) < 2:
+            raise ValueError(f"widths={widths!r}: give the stem's width and at least one more block's")
+        layers: list[nn.Module] = [conv_bn(in_channels, widths[0], stride=2)]   # 28 x 28 -> 14 x 14
+        for k, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            if k > 0:
+                layers.append(nn.MaxPool2d(2))                                  # halve between blocks
+            layers.append(conv_bn(cin, cout))
+        layers.append(nn.AdaptiveAvgPool2d(1))                                  # any size -> 1 x 1
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1], num_classes))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return logits (batch x num_classes): raw scores, no softmax."""

@@ -30,9 +30,18 @@ def test_source_cnn_sizes_its_linear_layer_from_the_input():
 
 def test_fashion_cnn_is_small_and_takes_any_input_size():
     model = models.FashionCNN().eval()
-    assert models.count_parameters(model) < 100_000
+    assert models.count_parameters(model) < models.count_parameters(models.SourceCNN()) / 3
     for size in (28, 32, 48):
         assert model(torch.rand(2, 1, size, size)).shape == (2, 10)
+
+
+def test_fashion_cnn_widths_set_its_blocks():
+    small = models.FashionCNN(widths=(8, 16)).eval()
+    assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)] == [8, 16]
+    assert small(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+    assert sum(isinstance(m, nn.MaxPool2d) for m in models.FashionCNN().modules()) == 2
+    with pytest.raises(ValueError, match="widths"):
+        models.FashionCNN(widths=(8,))
 
 
 def test_fashion_cnn_gives_the_same_logits_in_channels_last():

@@ -89,7 +89,7 @@ def test_interrupted_save_leaves_the_old_bundle_intact(tmp_path, model, monkeypa
 def test_a_bundle_for_another_class_count_names_the_mismatch(tmp_path, model):
     path = predict.save_bundle(tmp_path / "bundle.pt", model, META)
     state = checkpoint.load_checkpoint(path)
-    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint \(10, 96\) vs model \(7, 96\)"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"checkpoint \(10, 128\) vs model \(7, 128\)"):
         checkpoint.load_weights(models.build_model("fashion_cnn", num_classes=7), state["model"])
 
 

@@ -1,0 +1,180 @@
+"""Lesson 03 benchmark: the source's recipe vs the course's, and the two CSV Dataset paths, side by side.
+
+    flock /work/cpu.lock python scripts/bench_fashion_mnist.py            # everything (about 12 min on 2 cores)
+    python scripts/bench_fashion_mnist.py --part loading                  # only the Dataset paths (seconds)
+    python scripts/bench_fashion_mnist.py --part training --seeds 0 1 2   # the course's recipe on three seeds
+
+Training: both recipes train on the same 54,000 images (the training CSV minus a seeded
+6,000-image validation split), validate after every epoch, and are then scored once on the 10,000
+test images. The time is wall-clock (and process CPU time) from the first training batch to the end
+of the last validation; reading the CSV is common to both and not counted. The source's recipe
+gets the same preloaded tensors as ours (it would be slower still with its per-row PIL pipeline).
+
+Loading: images per second through a DataLoader (batch 256, one process) over the test CSV,
+including the conversion to float, for the per-row PIL path, the tensor Dataset item by item, and
+the tensor Dataset a whole batch at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, random_split
+
+from helpers import data, env, fashion_csv, finder, models
+
+VAL_SIZE = 6_000      # images carved from the training CSV for validation (same as the notebook)
+SPLIT_SEED = 42       # the notebook's SEED: the same split
+BATCH = 256           # loading benchmark batch size
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One way to train: the model, optimiser settings and data handling."""
+    name: str
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float                  # Adam; the peak LR when one_cycle is on
+    one_cycle: bool            # OneCycleLR, stepped every batch
+    padding: int               # random shift of up to this many pixels (0 = none) on every training batch
+    flip: bool                 # random horizontal flip on every training batch
+    label_smoothing: float     # CrossEntropyLoss(label_smoothing=...)
+    channels_last: bool
+    normalize: bool            # subtract FASHION_MEAN, divide by FASHION_STD (else pixels in 0-1)
+
+
+SOURCE = Recipe("source", "source_cnn", epochs=20, batch_size=256, lr=1e-3, one_cycle=False, padding=0,
+                flip=False, label_smoothing=0.0, channels_last=False, normalize=False)
+COURSE = Recipe("course", "fashion_cnn", epochs=12, batch_size=256, lr=4e-3, one_cycle=True, padding=0,
+                flip=True, label_smoothing=0.1, channels_last=True, normalize=True)
+
+
+def prepare(images: torch.Tensor, recipe: Recipe, train: bool, generator: torch.Generator) -> torch.Tensor:
+    """Return a uint8 batch as the float input `recipe` expects (augmented when training)."""
+    if train and (recipe.padding or recipe.flip):
+        images = fashion_csv.random_crop_flip(images, recipe.padding, recipe.flip, generator=generator)
+    mean, std = (data.FASHION_MEAN, data.FASHION_STD) if recipe.normalize else ((0.0,), (1.0,))
+    images = fashion_csv.to_float(images, mean, std)
+    return images.contiguous(memory_format=torch.channels_last) if recipe.channels_last else images
+
+
+def accuracy(model: torch.nn.Module, loader: DataLoader, recipe: Recipe, generator: torch.Generator) -> float:
+    """Return the accuracy of `model` on `loader`."""
+    model.eval()
+    correct = seen = 0
+    with torch.inference_mode():
+        for images, labels in loader:
+            correct += (model(prepare(images, recipe, False, generator)).argmax(1) == labels).sum().item()
+            seen += len(labels)
+    return correct / seen
+
+
+def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
+    """Train `recipe` from scratch; return its times, images/s and accuracies."""
+    generator = env.seed_everything(seed)
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_loader = fashion_csv.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator,
+                                            drop_last=True)
+    val_loader = fashion_csv.batch_loader(val_set, 1024)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * len(train_loader))
+                 if recipe.one_cycle else None)
+    wall, cpu, seen = time.perf_counter(), time.process_time(), 0
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        for images, labels in train_loader:
+            loss = F.cross_entropy(model(prepare(images, recipe, True, generator)), labels,
+                                   label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            seen += len(labels)
+        val_acc = accuracy(model, val_loader, recipe, generator)
+        print(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  train_loss {loss.item():.3f}  val_acc {val_acc:.4f}  "
+              f"{time.perf_counter() - wall:.0f} s", flush=True)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    test_acc = accuracy(model, fashion_csv.batch_loader(test_set, 1024), recipe, generator)
+    return {"recipe": asdict(recipe), "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "train_images_per_s": round(seen / wall), "val_acc": round(val_acc, 4), "test_acc": round(test_acc, 4),
+            "parameters": models.count_parameters(model)}
+
+
+def images_per_second(loader: DataLoader, passes: int = 2) -> float:
+    """Return images/s for full passes over `loader` (after one warm-up pass), float conversion included."""
+    for _ in loader:
+        pass
+    start, seen = time.perf_counter(), 0
+    for _ in range(passes):
+        for images, labels in loader:
+            images = images.float() / 255 if images.dtype == torch.uint8 else images
+            seen += len(labels)
+    return seen / (time.perf_counter() - start)
+
+
+def bench_loading(test_csv: Path) -> dict:
+    """Return images/s of the per-row PIL path and of the tensor Dataset (item by item and batched)."""
+    fast, slow = fashion_csv.FashionCSV(test_csv), fashion_csv.PILFashionCSV(test_csv)
+    generator = torch.Generator().manual_seed(0)
+    rates = {
+        "pil_per_item": images_per_second(DataLoader(slow, BATCH, shuffle=True, generator=generator)),
+        "pil_per_item_2_workers": images_per_second(DataLoader(slow, BATCH, shuffle=True, generator=generator,
+                                                               num_workers=2, persistent_workers=True)),
+        "tensor_per_item": images_per_second(DataLoader(fast, BATCH, shuffle=True, generator=generator)),
+        "tensor_per_batch": images_per_second(fashion_csv.batch_loader(fast, BATCH, shuffle=True, generator=generator)),
+    }
+    for name, rate in rates.items():
+        print(f"  {name:<24}{rate:>12,.0f} images/s   {rate / rates['pil_per_item']:6.1f}x the PIL path", flush=True)
+    return {name: round(rate) for name, rate in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["all", "loading", "training"], default="all")
+    parser.add_argument("--data", help="folder with the Kaggle CSVs (default: COURSE_DATA or the download)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for the course's recipe")
+    parser.add_argument("--source-seeds", type=int, nargs="+", default=[0], help="seeds for the source's recipe")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    found = finder.find_fashion_mnist_csv(args.data)
+    device = env.get_device("cpu")
+    report = {"hardware": env.hardware_summary(device), "torch": torch.__version__, "data": found.source}
+    print(f"{report['hardware']}, torch {report['torch']}, data: {found.source}", flush=True)
+    if args.part in ("all", "loading"):
+        print("Loading (test CSV through a DataLoader, batch 256, one process):", flush=True)
+        report["loading_images_per_s"] = bench_loading(found.test)
+    if args.part in ("all", "training"):
+        full = fashion_csv.FashionCSV(found.train)
+        train_set, val_set = random_split(full, [len(full) - VAL_SIZE, VAL_SIZE],
+                                          generator=torch.Generator().manual_seed(SPLIT_SEED))
+        test_set = fashion_csv.FashionCSV(found.test)
+        runs = [train(SOURCE, train_set, val_set, test_set, s) for s in args.source_seeds]
+        runs += [train(COURSE, train_set, val_set, test_set, s) for s in args.seeds]
+        report["training"] = runs
+        print("\nrecipe  seed  epochs  wall s  CPU s  train img/s  val acc  test acc")
+        for run in runs:
+            print(f"{run['recipe']['name']:<8}{run['seed']:>4}{run['recipe']['epochs']:>8}{run['wall_s']:>8.0f}"
+                  f"{run['cpu_s']:>7.0f}{run['train_images_per_s']:>13,}{run['val_acc']:>9.2%}{run['test_acc']:>10.2%}")
+        mean = {name: {key: sum(r[key] for r in runs if r["recipe"]["name"] == name) /
+                       sum(r["recipe"]["name"] == name for r in runs) for key in ("wall_s", "cpu_s", "test_acc")}
+                for name in ("source", "course")}
+        report["wall_ratio"] = round(mean["course"]["wall_s"] / mean["source"]["wall_s"], 3)
+        report["cpu_ratio"] = round(mean["course"]["cpu_s"] / mean["source"]["cpu_s"], 3)
+        print(f"\ncourse / source time: {report['wall_ratio']:.2f} (wall), {report['cpu_ratio']:.2f} (CPU); "
+              f"mean test accuracy {mean['source']['test_acc']:.2%} (source) vs {mean['course']['test_acc']:.2%} (course)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
