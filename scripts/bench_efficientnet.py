@@ -5,9 +5,8 @@
 
 Random tensors stand in for the images, so this times the model alone (forward, backward and an Adam
 step on 3 x size x size inputs, 7 classes), not the image decoding. Each setting is timed `--repeats`
-times; the median is the figure to quote, the best shows what the machine does undisturbed. On a
-shared machine run it under a lock so other jobs skew it less:
-``flock /work/cpu.lock python scripts/bench_efficientnet.py``.
+times; the median is the figure to quote, the best shows what the machine does undisturbed. Run it while nothing
+else heavy runs: other jobs on the same cores skew the figures.
 """
 from __future__ import annotations
 

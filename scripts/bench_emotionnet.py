@@ -7,7 +7,7 @@ fp16 autocast + GradScaler on CUDA and bf16 autocast on CPU.
     python scripts/bench_emotionnet.py                       # 224 vs 64 vs 48 px, AMP off and on
     python scripts/bench_emotionnet.py --sizes 64 --seconds 30 --batch-size 256
 
-Run it alone (on the course machines: flock /work/cpu.lock python scripts/bench_emotionnet.py).
+Run it while nothing else heavy runs: other jobs on the same cores skew the figures.
 """
 from __future__ import annotations
 

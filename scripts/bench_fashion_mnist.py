@@ -1,6 +1,6 @@
 """Lesson 03 benchmark: the source's recipe vs the course's, and the two CSV Dataset paths, side by side.
 
-    flock /work/cpu.lock python scripts/bench_fashion_mnist.py            # everything (about 12 min on 2 cores)
+    python scripts/bench_fashion_mnist.py                                 # everything (about 14 min on 2 CPU cores)
     python scripts/bench_fashion_mnist.py --part loading                  # only the Dataset paths (seconds)
     python scripts/bench_fashion_mnist.py --part training --seeds 0 1 2   # the course's recipe on three seeds
 
