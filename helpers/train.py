@@ -6,6 +6,7 @@ The model must return raw logits (never probabilities): the loss applies log-sof
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import time
@@ -97,6 +98,48 @@ class Amp:
             return f"Amp(off, float32 on {self.device_type})"
         scaler = " + GradScaler" if self.scaler.is_enabled() else ""
         return f"Amp({self.device_type} autocast {str(self.dtype).removeprefix('torch.')}{scaler})"
+
+
+def autocast_speedup(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                     dtype: torch.dtype = torch.bfloat16, steps: int = 5) -> float:
+    """Return how many times faster a training step (forward + backward) of `model` runs under
+    ``torch.autocast(dtype)`` than in float32, measured on this batch; 0.0 where autocast fails.
+
+    Whether mixed precision pays depends on the hardware: CPUs with bf16 units (AVX512-BF16, AMX) and
+    recent GPUs gain, other CPUs lose, so measure instead of guessing. Works on a copy: `model`
+    (its weights and BatchNorm statistics) is left untouched.
+    """
+    probe = copy.deepcopy(model).train()
+    device_type = images.device.type
+
+    def seconds(enabled: bool) -> float:
+        def step() -> None:
+            with torch.autocast(device_type, dtype=dtype, enabled=enabled):
+                loss = F.cross_entropy(probe(images).float(), labels)
+            loss.backward()
+            probe.zero_grad(set_to_none=True)
+        step()                                       # warm-up: first calls pick kernels and allocate
+        _synchronize(images.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _synchronize(images.device)
+        return time.perf_counter() - start
+
+    with torch.autocast(device_type, dtype=dtype):
+        if not torch.is_autocast_enabled(device_type):    # torch turned it off: no such autocast here
+            return 0.0
+    try:
+        return seconds(False) / seconds(True)
+    except RuntimeError:                                  # autocast exists, a kernel of this model does not
+        return 0.0
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def logits_of(output) -> torch.Tensor:

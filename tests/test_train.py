@@ -206,6 +206,24 @@ def test_amp_is_off_on_cpu_by_default_and_bf16_when_asked():
     assert train.Amp(torch.device("cuda:0"), enabled=False).device_type == "cuda"
 
 
+def test_autocast_speedup_measures_on_a_copy_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = TinyNet(num_classes=10)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    speedup = train.autocast_speedup(model, torch.rand(16, 1, 28, 28), torch.arange(16) % 10, steps=2)
+    assert isinstance(speedup, float) and speedup > 0, f"a CPU has bf16 autocast kernels; got {speedup}"
+    after = model.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before), "weights or BatchNorm statistics changed"
+    assert all(p.grad is None for p in model.parameters()), "gradients were left on the model"
+
+
+def test_autocast_speedup_is_zero_where_autocast_cannot_run():
+    # float64 is not an autocast dtype: torch warns and turns autocast off, so there is nothing to gain
+    with pytest.warns(UserWarning, match="not supported"):
+        speedup = train.autocast_speedup(TinyNet(), torch.rand(4, 1, 28, 28), torch.arange(4), dtype=torch.float64)
+    assert speedup == 0.0
+
+
 def test_bad_options_are_named():
     with pytest.raises(ValueError, match="monitor='accuracy'"):
         train.fit(TinyNet(), [], [], None, CPU, train.FitConfig(monitor="accuracy"))
