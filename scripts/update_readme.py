@@ -10,13 +10,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-COLUMNS = [  # (key in results.json, column title, format)
+COLUMNS = [  # (key in results.json, column title, format string or function)
     ("test_acc", "test accuracy", "{:.1%}"),
     ("macro_f1", "macro-F1", "{:.3f}"),
     ("epochs", "epochs", "{}"),
     ("input_size", "input px", "{}"),
     ("wall_time_s", "training time", "{:.0f} s"),
     ("images_per_s", "train images/s", "{:,.0f}"),
+    ("bf16", "bf16 autocast", lambda on: "on" if on else "off"),
     ("hardware", "hardware", "{}"),
     ("date", "date", "{}"),
 ]
@@ -28,7 +29,8 @@ def results_table(results: dict) -> str:
              "|---" * (len(COLUMNS) + 1) + "|"]
     for lesson in sorted(results):
         entry = results[lesson]
-        cells = [fmt.format(entry[key]) if entry.get(key) is not None else "–" for key, _, fmt in COLUMNS]
+        cells = ["–" if entry.get(key) is None else fmt(entry[key]) if callable(fmt) else fmt.format(entry[key])
+                 for key, _, fmt in COLUMNS]
         lines.append(f"| `{lesson}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

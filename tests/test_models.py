@@ -29,19 +29,31 @@ def test_source_cnn_sizes_its_linear_layer_from_the_input():
 
 
 def test_fashion_cnn_is_small_and_takes_any_input_size():
-    model = models.FashionCNN().eval()
-    assert models.count_parameters(model) < models.count_parameters(models.SourceCNN()) / 3
-    for size in (28, 32, 48):
-        assert model(torch.rand(2, 1, size, size)).shape == (2, 10)
+    for pool in ("max", "avg"):
+        model = models.FashionCNN(pool=pool).eval()
+        assert models.count_parameters(model) < models.count_parameters(models.SourceCNN()) / 2
+        for size in (28, 32, 48):
+            assert model(torch.rand(2, 1, size, size)).shape == (2, 10)
 
 
-def test_fashion_cnn_widths_set_its_blocks():
-    small = models.FashionCNN(widths=(8, 16)).eval()
+def test_fashion_cnn_widths_and_depth_set_its_blocks():
+    small = models.FashionCNN(widths=(8, 16), depth=1).eval()
     assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)] == [8, 16]
     assert small(torch.rand(1, 1, 28, 28)).shape == (1, 10)
-    assert sum(isinstance(m, nn.MaxPool2d) for m in models.FashionCNN().modules()) == 2
-    with pytest.raises(ValueError, match="widths"):
-        models.FashionCNN(widths=(8,))
+    default = models.FashionCNN()
+    assert [m.out_channels for m in default.modules() if isinstance(m, nn.Conv2d)] == [32, 64, 64, 128, 128]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in default.modules()) == 2, "the stem's pool and one between stages"
+    assert isinstance(default.features[-1], nn.AdaptiveMaxPool2d)
+    assert isinstance(models.FashionCNN(pool="avg").features[-1], nn.AdaptiveAvgPool2d)
+    for bad, match in (({"widths": (8,)}, "widths"), ({"depth": 0}, "depth"), ({"pool": "mean"}, "pool")):
+        with pytest.raises(ValueError, match=match):
+            models.FashionCNN(**bad)
+
+
+def test_fashion_cnn_brings_28_pixels_to_7_before_its_wide_layers():
+    model = models.FashionCNN().eval()
+    stem = model.features[:2]                        # stride-2 conv block + max-pool
+    assert stem(torch.rand(1, 1, 28, 28)).shape == (1, 32, 7, 7)
 
 
 def test_fashion_cnn_gives_the_same_logits_in_channels_last():

@@ -21,8 +21,11 @@ def test_readme_results_table_matches_results_json():
 
 
 def test_results_table_formats_a_row():
-    table = load_script().results_table({"03_x": {"test_acc": 0.9312, "epochs": 12, "hardware": "CPU"}})
-    assert "| `03_x` | 93.1% | – | 12 | – | – | – | CPU | – |" in table
+    table = load_script().results_table({"03_x": {"test_acc": 0.9312, "epochs": 12, "hardware": "CPU"},
+                                         "04_y": {"test_acc": 0.5, "bf16": True}, "05_z": {"bf16": False}})
+    assert "| `03_x` | 93.1% | – | 12 | – | – | – | – | CPU | – |" in table
+    assert "| `04_y` | 50.0% | – | – | – | – | – | on | – | – |" in table
+    assert "| `05_z` | – | – | – | – | – | – | off | – | – |" in table
 
 
 def test_readme_names_every_notebook():
