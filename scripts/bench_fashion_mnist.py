@@ -13,8 +13,8 @@ its per-row PIL pipeline) and trains in float32, as the source does.
 
 The course's recipe: models.FashionCNN, Adam with a one-cycle schedule, flips, label smoothing,
 channels_last, bfloat16 autocast where a training step measures more than 1.2x faster with it
-(``train.autocast_speedup``, as the notebook decides; it printed 1.3-1.6x on the course's CPU, which has
-AVX512-BF16), and test-time flips. Its test accuracy is printed with and without the flips.
+(``train.autocast_speedup``, as the notebook decides; 1.30x in the run quoted, on the course's CPU, which
+has AVX512-BF16), and test-time flips. Its test accuracy is printed with and without the flips.
 
 ``figures/03_benchmark.json`` holds the run quoted in the notebook (``--seeds 0 1 2 --json ...``).
 
@@ -58,7 +58,6 @@ class Recipe:
     normalize: bool            # subtract FASHION_MEAN, divide by FASHION_STD (else pixels in 0-1)
     bf16: bool = False         # bfloat16 autocast for forward passes (training and evaluation)
     tta: bool = False          # test-time flips: average the log-probabilities of each image and its mirror
-    model_args: tuple = ()     # extra (name, value) pairs for models.build_model
 
 
 SOURCE = Recipe("source", "source_cnn", epochs=20, batch_size=256, lr=1e-3, one_cycle=False, padding=0,
@@ -100,7 +99,7 @@ def accuracy(model: torch.nn.Module, loader: DataLoader, recipe: Recipe, generat
 def bf16_speedup(recipe: Recipe, train_set) -> float:
     """Return how much faster `recipe`'s training step runs under bf16 autocast here (as lesson 03 decides)."""
     generator = torch.Generator().manual_seed(0)
-    model = models.build_model(recipe.model, len(data.FASHION_CLASSES), **dict(recipe.model_args))
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
     images, labels = train_set[list(range(recipe.batch_size))]
     images = prepare(images, recipe, True, generator)
     if recipe.channels_last:
@@ -111,7 +110,7 @@ def bf16_speedup(recipe: Recipe, train_set) -> float:
 def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
     """Train `recipe` from scratch; return its times, images/s and accuracies."""
     generator = env.seed_everything(seed)
-    model = models.build_model(recipe.model, len(data.FASHION_CLASSES), **dict(recipe.model_args))
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_loader = fashion_csv.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator,
