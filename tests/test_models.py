@@ -37,23 +37,30 @@ def test_fashion_cnn_is_small_and_takes_any_input_size():
 
 
 def test_fashion_cnn_widths_and_depth_set_its_blocks():
-    small = models.FashionCNN(widths=(8, 16), depth=1).eval()
-    assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)] == [8, 16]
+    small = models.FashionCNN(widths=(8, 16, 32), depth=1).eval()
+    assert [m.out_channels for m in small.modules() if isinstance(m, nn.Conv2d)] == [8, 16, 32]
     assert small(torch.rand(1, 1, 28, 28)).shape == (1, 10)
     default = models.FashionCNN()
-    assert [m.out_channels for m in default.modules() if isinstance(m, nn.Conv2d)] == [32, 64, 64, 128, 128]
-    assert sum(isinstance(m, nn.MaxPool2d) for m in default.modules()) == 2, "the stem's pool and one between stages"
+    assert [m.out_channels for m in default.modules() if isinstance(m, nn.Conv2d)] == [16, 32, 64, 64, 128, 128]
+    assert sum(isinstance(m, nn.MaxPool2d) for m in default.modules()) == 3, "two in the stem, one between stages"
     assert isinstance(default.features[-1], nn.AdaptiveMaxPool2d)
     assert isinstance(models.FashionCNN(pool="avg").features[-1], nn.AdaptiveAvgPool2d)
-    for bad, match in (({"widths": (8,)}, "widths"), ({"depth": 0}, "depth"), ({"pool": "mean"}, "pool")):
+    for bad, match in (({"widths": (8, 16)}, "widths"), ({"depth": 0}, "depth"), ({"pool": "mean"}, "pool")):
         with pytest.raises(ValueError, match=match):
             models.FashionCNN(**bad)
 
 
 def test_fashion_cnn_brings_28_pixels_to_7_before_its_wide_layers():
     model = models.FashionCNN().eval()
-    stem = model.features[:2]                        # stride-2 conv block + max-pool
-    assert stem(torch.rand(1, 1, 28, 28)).shape == (1, 32, 7, 7)
+    first, second = model.features[:2]               # the stem: two conv + max-pool blocks
+    assert first(torch.rand(1, 1, 28, 28)).shape == (1, 16, 14, 14)
+    assert second(torch.rand(1, 16, 14, 14)).shape == (1, 32, 7, 7)
+
+
+def test_conv_pool_bn_pools_before_its_batchnorm():
+    block = models.conv_pool_bn(3, 8)
+    assert [type(m) for m in block] == [nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d, nn.ReLU]
+    assert block(torch.rand(2, 3, 10, 10)).shape == (2, 8, 5, 5)
 
 
 def test_fashion_cnn_gives_the_same_logits_in_channels_last():
