@@ -29,11 +29,22 @@ def test_source_cnn_sizes_its_linear_layer_from_the_input():
 
 
 def test_fashion_cnn_is_small_and_takes_any_input_size():
+    assert models.count_parameters(models.FashionCNN()) == 283_386   # the figure lesson 03 and results.json quote
     for pool in ("max", "avg"):
         model = models.FashionCNN(pool=pool).eval()
         assert models.count_parameters(model) < models.count_parameters(models.SourceCNN()) / 2
-        for size in (28, 32, 48):
+        for size in (8, 28, 29, 32, 48):
             assert model(torch.rand(2, 1, size, size)).shape == (2, 10)
+
+
+def test_fashion_cnn_says_when_images_are_too_small():
+    assert models.FashionCNN().min_size == 8
+    with pytest.raises(ValueError, match=r"images of 7 x 28 px are too small .* at least 8 x 8"):
+        models.FashionCNN().eval()(torch.rand(1, 1, 7, 28))
+    deeper = models.FashionCNN(widths=(8, 8, 8, 8, 8))           # one more stage, one more pool
+    assert deeper.min_size == 16
+    with pytest.raises(ValueError, match="at least 16 x 16"):
+        deeper.eval()(torch.rand(1, 1, 15, 15))
 
 
 def test_fashion_cnn_widths_and_depth_set_its_blocks():
@@ -45,7 +56,8 @@ def test_fashion_cnn_widths_and_depth_set_its_blocks():
     assert sum(isinstance(m, nn.MaxPool2d) for m in default.modules()) == 3, "two in the stem, one between stages"
     assert isinstance(default.features[-1], nn.AdaptiveMaxPool2d)
     assert isinstance(models.FashionCNN(pool="avg").features[-1], nn.AdaptiveAvgPool2d)
-    for bad, match in (({"widths": (8, 16)}, "widths"), ({"depth": 0}, "depth"), ({"pool": "mean"}, "pool")):
+    for bad, match in (({"widths": (8, 16)}, r"widths=\(8, 16\): give the two stem widths and at least one stage's"),
+                       ({"depth": 0}, "depth=0: each stage needs"), ({"pool": "mean"}, "pool='mean': choose")):
         with pytest.raises(ValueError, match=match):
             models.FashionCNN(**bad)
 
@@ -61,6 +73,28 @@ def test_conv_pool_bn_pools_before_its_batchnorm():
     block = models.conv_pool_bn(3, 8)
     assert [type(m) for m in block] == [nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d, nn.ReLU]
     assert block(torch.rand(2, 3, 10, 10)).shape == (2, 8, 5, 5)
+
+
+def test_conv_pool_bn_matches_pooling_last_once_trained():
+    torch.manual_seed(0)
+    conv, pool, bn, relu = models.conv_pool_bn(3, 8).eval()
+    bn.weight.data.uniform_(0.5, 2.0)                              # positive scales, as the docstring assumes
+    bn.bias.data.normal_()
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    images = torch.rand(2, 3, 10, 10)
+    with torch.no_grad():
+        assert torch.allclose(relu(bn(pool(conv(images)))), pool(relu(bn(conv(images)))), atol=1e-6)
+
+
+def test_fashion_cnn_trains_with_fused_adam_on_cpu():
+    torch.manual_seed(0)
+    model = models.FashionCNN().to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)   # as lesson 03 builds it
+    before = [p.detach().clone() for p in model.parameters()]
+    nn.functional.cross_entropy(model(torch.rand(8, 1, 28, 28)), torch.arange(8)).backward()
+    optimizer.step()
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "every weight should move"
 
 
 def test_fashion_cnn_gives_the_same_logits_in_channels_last():
