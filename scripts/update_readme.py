@@ -17,10 +17,21 @@ COLUMNS = [  # (key in results.json, column title, format string or function)
     ("input_size", "input px", "{}"),
     ("wall_time_s", "training time", "{:.0f} s"),
     ("images_per_s", "train images/s", "{:,.0f}"),
-    ("bf16", "bf16 autocast", lambda on: "on" if on else "off"),
+    ("mixed_precision", "mixed precision", "{}"),       # see mixed_precision()
     ("hardware", "hardware", "{}"),
     ("date", "date", "{}"),
 ]
+
+
+def mixed_precision(entry: dict) -> str | None:
+    """Return "bf16", "fp16" or "off" from a lesson's `bf16` flag (lesson 03) or its `amp`, the repr of a
+    ``train.Amp`` (lessons using ``fit``); None when the lesson records neither."""
+    if entry.get("bf16") is not None:
+        return "bf16" if entry["bf16"] else "off"
+    amp = entry.get("amp")
+    if amp is None:
+        return None
+    return "off" if "off" in amp else "bf16" if "bfloat16" in amp else "fp16"
 
 
 def results_table(results: dict) -> str:
@@ -28,7 +39,7 @@ def results_table(results: dict) -> str:
     lines = ["| lesson | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
              "|---" * (len(COLUMNS) + 1) + "|"]
     for lesson in sorted(results):
-        entry = results[lesson]
+        entry = {**results[lesson], "mixed_precision": mixed_precision(results[lesson])}
         cells = ["–" if entry.get(key) is None else fmt(entry[key]) if callable(fmt) else fmt.format(entry[key])
                  for key, _, fmt in COLUMNS]
         lines.append(f"| `{lesson}` | " + " | ".join(cells) + " |")

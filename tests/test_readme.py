@@ -24,8 +24,19 @@ def test_results_table_formats_a_row():
     table = load_script().results_table({"03_x": {"test_acc": 0.9312, "epochs": 12, "hardware": "CPU"},
                                          "04_y": {"test_acc": 0.5, "bf16": True}, "05_z": {"bf16": False}})
     assert "| `03_x` | 93.1% | – | 12 | – | – | – | – | CPU | – |" in table
-    assert "| `04_y` | 50.0% | – | – | – | – | – | on | – | – |" in table
+    assert "| `04_y` | 50.0% | – | – | – | – | – | bf16 | – | – |" in table
     assert "| `05_z` | – | – | – | – | – | – | off | – | – |" in table
+
+
+def test_mixed_precision_reads_the_bf16_flag_or_the_amp_repr():
+    script = load_script()
+    for amp, expected in ((None, None), (False, "off"), (True, "bf16")):
+        assert script.mixed_precision({} if amp is None else {"bf16": amp}) == expected
+    from helpers import train
+    import torch
+    assert script.mixed_precision({"amp": repr(train.Amp(torch.device("cpu")))}) == "off"
+    assert script.mixed_precision({"amp": repr(train.Amp(torch.device("cpu"), enabled=True))}) == "bf16"
+    assert script.mixed_precision({"amp": "Amp(cuda autocast float16 + GradScaler)"}) == "fp16"
 
 
 def test_readme_names_every_notebook():
