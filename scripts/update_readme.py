@@ -31,7 +31,7 @@ def mixed_precision(entry: dict) -> str | None:
     amp = entry.get("amp")
     if amp is None:
         return None
-    return "off" if "off" in amp else "bf16" if "bfloat16" in amp else "fp16"
+    return "off" if amp.startswith("Amp(off") else "bf16" if "bfloat16" in amp else "fp16"
 
 
 def results_table(results: dict) -> str:

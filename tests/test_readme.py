@@ -37,6 +37,9 @@ def test_mixed_precision_reads_the_bf16_flag_or_the_amp_repr():
     assert script.mixed_precision({"amp": repr(train.Amp(torch.device("cpu")))}) == "off"
     assert script.mixed_precision({"amp": repr(train.Amp(torch.device("cpu"), enabled=True))}) == "bf16"
     assert script.mixed_precision({"amp": "Amp(cuda autocast float16 + GradScaler)"}) == "fp16"
+    table = script.results_table({"04_y": {"amp": repr(train.Amp(torch.device("cpu")))}, "06_z": {}})
+    assert "| `04_y` | – | – | – | – | – | – | off | – | – |" in table
+    assert "| `06_z` | – | – | – | – | – | – | – | – | – |" in table
 
 
 def test_readme_names_every_notebook():
