@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -271,6 +272,10 @@ class _Run:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.amp.scaler.is_enabled() and state["scaler"]:
             self.amp.scaler.load_state_dict(state["scaler"])
+        if state.get("amp") is not None and bool(state["amp"]) != self.amp.enabled:
+            warnings.warn(f"{Path(path).name} was trained with mixed precision {'on' if state['amp'] else 'off'}, "
+                          f"this run has {self.amp!r}: training goes on, but not bit for bit as it would have "
+                          f"without the stop. To match, pass FitConfig(amp={bool(state['amp'])}).", stacklevel=3)
         self.history = History(**state["history"])
         self.epoch, self.best, self.bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
         checkpoint.set_rng_state(state["rng"], self.generator)

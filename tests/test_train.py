@@ -1,5 +1,6 @@
 """helpers.train: per-example means, logits not probabilities, early stopping, checkpoints and exact resume."""
 import re
+import warnings
 
 import pytest
 import torch
@@ -180,6 +181,20 @@ def test_one_summary_line_per_epoch_in_the_fixed_format(faces, tmp_path, capsys)
     pattern = (r"epoch \d+/2  train_loss \d\.\d{3}  val_loss \d\.\d{3}  val_acc \d\.\d{3}  "
                r"lr \d\.\d\de-\d\d  time \d+\.\ds")
     assert len(lines) == 2 and all(re.fullmatch(pattern, line) for line in lines), lines
+
+
+def test_resume_warns_when_mixed_precision_changed(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=3)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
+    resume = make_config(tmp_path, 2, resume_from=tmp_path / "last.pt", amp=True)
+    with pytest.warns(UserWarning, match=r"last\.pt was trained with mixed precision off, this run has "
+                                         r"Amp\(cpu autocast bfloat16\).*FitConfig\(amp=False\)"):
+        history = train.fit(model, train_loader, val_loader, optimizer, CPU, resume, scheduler)
+    assert len(history.val_loss) == 2, "a warning, not a stop: the run goes on"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                    # the same precision resumes silently
+        train.fit(model, train_loader, val_loader, optimizer, CPU,
+                  make_config(tmp_path, 3, resume_from=tmp_path / "last.pt", amp=True), scheduler)
 
 
 def test_resume_refuses_a_checkpoint_of_another_model_or_class_list(faces, tmp_path):
