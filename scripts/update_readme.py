@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-COLUMNS = [  # (key in results.json, column title, format string or function)
+COLUMNS = [  # (key in results.json, column title, format string)
     ("test_acc", "test accuracy", "{:.1%}"),
     ("macro_f1", "macro-F1", "{:.3f}"),
     ("epochs", "epochs", "{}"),
@@ -40,7 +40,7 @@ def results_table(results: dict) -> str:
              "|---" * (len(COLUMNS) + 1) + "|"]
     for lesson in sorted(results):
         entry = {**results[lesson], "mixed_precision": mixed_precision(results[lesson])}
-        cells = ["–" if entry.get(key) is None else fmt(entry[key]) if callable(fmt) else fmt.format(entry[key])
+        cells = ["–" if entry.get(key) is None else fmt.format(entry[key])
                  for key, _, fmt in COLUMNS]
         lines.append(f"| `{lesson}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
