@@ -1,27 +1,88 @@
-"""Checkpoints: written atomically, loaded safely (``weights_only=True``), checked against the model.
+"""Checkpoints and model files: what they describe (``ModelMeta``), written atomically, loaded safely
+(``weights_only=True``), checked against the model, and rebuilt into a model (``load_model``).
 
 A checkpoint is a plain dict of tensors and Python values (numbers, strings, lists, tuples, dicts),
 so ``torch.load(..., weights_only=True)`` can read it without running any code from the file.
 """
 from __future__ import annotations
 
-import os
+import dataclasses
 import random
 import re
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from helpers import files, models
+
 ZIP_MAGIC = b"PK\x03\x04"           # torch.save writes a zip archive that starts with these bytes
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")   # torch.compile and DataParallel/DDP wrappers
+META_VERSION = 1                    # bump when ModelMeta's fields change meaning
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, unsafe to load, or does not fit the model."""
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a saved model is and how to feed it: enough to rebuild it and prepare an image without the notebook.
+
+    `model_name` and `model_args` rebuild the network (``models.build_model(name, **model_args)``);
+    `class_names` give its outputs their meaning; `input_size`, `mean`, `std`, `image_mode` ("L" or
+    "RGB", how an image file is read) and `background` (the 0-255 grey that transparent pixels become)
+    prepare an image exactly as the evaluation data was prepared.
+    """
+    model_name: str
+    model_args: dict
+    class_names: tuple[str, ...]
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_mode: str = "L"
+    background: int = 0
+    version: int = META_VERSION
+
+    def __post_init__(self):
+        if self.model_name not in models.MODELS:
+            raise ValueError(f"model_name={self.model_name!r} is not in the registry; use one of {sorted(models.MODELS)}")
+        if len(self.class_names) != self.model_args.get("num_classes", len(self.class_names)):
+            raise ValueError(f"{len(self.class_names)} class names but model_args num_classes="
+                             f"{self.model_args['num_classes']}; give one name per output")
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean {self.mean} and std {self.std} need one value per channel each")
+        if self.image_mode not in ("L", "RGB"):
+            raise ValueError(f"image_mode={self.image_mode!r}; use 'L' (grayscale) or 'RGB'")
+        if not 0 <= self.background <= 255:
+            raise ValueError(f"background={self.background}; give a grey level 0-255")
+        for name in ("class_names", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def to_dict(self) -> dict:
+        """Return the meta as plain Python values (safe for ``weights_only`` loading)."""
+        return {**dataclasses.asdict(self), "class_names": list(self.class_names),
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, meta: dict, path: str | Path = "checkpoint") -> "ModelMeta":
+        """Return the ModelMeta stored in a file's ``meta`` dict; raise CheckpointError naming what is missing."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+        if missing := sorted(required - set(meta)):
+            raise CheckpointError(f"{path}: its meta lacks {missing}, so the model cannot be rebuilt from it. "
+                                  f"Save it with checkpoint.ModelMeta(...) (fit's FitConfig(meta=...) or "
+                                  f"predict.save_bundle).")
+        if meta.get("version", META_VERSION) > META_VERSION:
+            raise CheckpointError(f"{path} was written by a newer course (meta version {meta['version']}, this "
+                                  f"one reads {META_VERSION}); update the course's helpers.")
+        try:
+            return cls(**{key: value for key, value in meta.items() if key in known})
+        except ValueError as err:
+            raise CheckpointError(f"{path}: {err}") from err
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -34,34 +95,38 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write `state` with ``torch.save`` to a temporary file beside `path`, then rename it into place.
-
-    A crash while writing leaves the previous file at `path` untouched (``os.replace`` is atomic).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)  # by path: a retried save (ultralytics wraps torch.save) starts afresh
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())  # on disk before the rename
-        os.chmod(tmp, 0o644)      # mkstemp makes files only their owner can read
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Write `state` with ``torch.save`` atomically (``files.atomic_write``): a crash leaves the old file."""
+    return files.atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def _unsafe_global(message: str) -> str | None:
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
-    return match.group(1) if match else None
+def _unsafe_global(message: str) -> tuple[str, bool] | None:
+    """Return (the global a refused pickle names, whether torch blocks its whole module), or None."""
+    match = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", message)
+    return (match.group(1), "is blocked" in message) if match else None
+
+
+def _unsafe_error(path: Path, name: str, blocked: bool) -> CheckpointError:
+    start = (f"{path} asks to run {name} while it is loaded, which safe loading (weights_only=True) refuses, so "
+             f"nothing was loaded and nothing ran. ")
+    if blocked:
+        return CheckpointError(
+            start + f"torch blocks {name.split('.')[0]} outright: its functions can run programs and touch "
+            f"files, and no checkpoint needs them. Treat the file as hostile: do not load it with "
+            f"weights_only=False, and get the model from its author as a state_dict.")
+    return CheckpointError(
+        start + f"A checkpoint of plain tensors and values needs no code; a pickled object (a whole model, "
+        f"a class of your own) does, and unpickling a file can run any function it names. Load only files "
+        f"you trust. If you trust this one and {name} is a class you know, allow exactly that class: "
+        f"torch.serialization.add_safe_globals([{name}]), or `with torch.serialization.safe_globals([{name}]):` "
+        f"around the load. Better: save model.state_dict() instead of the model object.")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Return the dict saved at `path`, loaded with ``weights_only=True``; raise CheckpointError naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass the .pt file inside it "
+                              f"(fit writes last.pt and best.pt).")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file. Check the path, or train first "
                               f"(fit writes last.pt and best.pt into its checkpoint_dir).")
@@ -70,15 +135,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch.load raises RuntimeError, UnpicklingError, EOFError, KeyError, ...
-        if (name := _unsafe_global(str(err))) is not None:
-            raise CheckpointError(
-                f"{path} needs to unpickle {name}, which is not on torch's allow-list, so it was not "
-                f"loaded. We always load with weights_only=True: only tensors and plain Python values, "
-                f"never code from the file (a whole pickled model or object can run arbitrary code when "
-                f"unpickled). Load only files you trust. If you trust this one and {name} is a class you "
-                f"know, allow exactly that class: torch.serialization.add_safe_globals([{name}]), or "
-                f"`with torch.serialization.safe_globals([{name}]):` around the load. Better: save "
-                f"model.state_dict() instead of the model object.") from err
+        if head == ZIP_MAGIC and (refused := _unsafe_global(str(err))) is not None:
+            raise _unsafe_error(path, *refused) from err
         if head == ZIP_MAGIC:
             raise CheckpointError(f"{path} is a damaged checkpoint (truncated or corrupt: "
                                   f"{type(err).__name__}). It was probably copied or written only "
@@ -130,18 +188,39 @@ def load_weights(model: nn.Module, state_dict: dict) -> nn.Module:
     return model
 
 
-def check_compatible(state: dict, model_name: str | None = None,
-                     class_names: Iterable[str] | None = None, path: str | Path = "checkpoint") -> None:
-    """Raise CheckpointError if `state` was saved for another model name or another class list."""
-    saved = state.get("meta", {})
-    if model_name is not None and saved.get("model_name") != model_name:
-        raise CheckpointError(f"{path} holds a {saved.get('model_name', 'unnamed')!r} model "
-                              f"(args {saved.get('model_args')}), not {model_name!r}. Build that model "
-                              f"to load it, or pick the checkpoint of a {model_name}.")
-    if class_names is not None and list(saved.get("class_names", [])) != list(class_names):
-        raise CheckpointError(f"{path} was trained on classes {list(saved.get('class_names', []))}, "
-                              f"but the data has {list(class_names)}. Its outputs would be read as the "
-                              f"wrong classes: use a checkpoint trained on these classes, or retrain.")
+def check_compatible(meta: ModelMeta, model_name: str | None = None,
+                     class_names: Sequence[str] | None = None, path: str | Path = "checkpoint") -> None:
+    """Raise CheckpointError if `meta` describes another model name or another class list."""
+    if model_name is not None and meta.model_name != model_name:
+        raise CheckpointError(f"{path} holds a {meta.model_name!r} model (args {meta.model_args}), not "
+                              f"{model_name!r}. Load it as a {meta.model_name!r}, or pick a checkpoint that "
+                              f"holds a {model_name!r}.")
+    if class_names is not None and list(meta.class_names) != list(class_names):
+        raise CheckpointError(f"{path} was trained on classes {list(meta.class_names)}, but the data has "
+                              f"{list(class_names)}. Its outputs would be read as the wrong classes: use a "
+                              f"checkpoint trained on these classes, or retrain.")
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu", *, model_name: str | None = None,
+               class_names: Sequence[str] | None = None) -> tuple[nn.Module, ModelMeta]:
+    """Return (model in eval mode on `device`, its ModelMeta) rebuilt from a training checkpoint or a bundle.
+
+    The model is built from the file's meta through ``models.build_model`` and must fit the weights
+    exactly; `model_name` and `class_names`, when given, must match the file's, else CheckpointError.
+    """
+    state = load_checkpoint(path, map_location=device)
+    if "model" not in state or not isinstance(state.get("meta"), dict):
+        raise CheckpointError(f"{path} has no 'model' weights with a 'meta' description: it is not an inference "
+                              f"bundle or a training checkpoint of this course. Save one with "
+                              f"predict.save_bundle(path, model, meta) or train.fit(..., FitConfig(meta=...)).")
+    meta = ModelMeta.from_dict(state["meta"], path)
+    check_compatible(meta, model_name, class_names, path)
+    model = models.build_model(meta.model_name, **meta.model_args)
+    try:
+        load_weights(model, state["model"])
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    return model.to(device).eval(), meta
 
 
 # ---------------------------------------------------------------- random number generators
@@ -150,14 +229,13 @@ def rng_state(generator: torch.Generator | None = None) -> dict:
     """Return the states of Python's, NumPy's and torch's RNGs (and `generator`) as weights_only-safe values."""
     version, keys, gauss = random.getstate()
     name, np_keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    state = {
+    return {
         "python": [version, list(keys), gauss],
         "numpy": [name, np_keys.tolist(), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "generator": generator.get_state() if generator is not None else None,
     }
-    return state
 
 
 def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:

@@ -1,15 +1,20 @@
-"""Datasets, transforms and loaders shared by the lessons.
+"""Datasets and loaders: images on disk (``FaceFolder``, torchvision's FashionMNIST), images held in
+memory (``TensorImages``), one seeded split (``split_indices``), and the DataLoaders the lessons use.
 
 Dataset classes live here (not in notebook cells) so DataLoader worker processes can import
 them on every OS, including Windows and macOS, which start workers with "spawn".
+Every dataset here has ``classes`` (a list of class names) and ``targets`` (a list of class
+indices, one per item), read without decoding any image, as torchvision's ImageFolder has.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from torchvision import datasets
 from torchvision.transforms import v2
 
@@ -30,13 +35,27 @@ class BadImageError(ValueError):
     """An image file could not be decoded; the message names the file."""
 
 
-def load_image(path: str | Path, mode: str = "L") -> Image.Image:
-    """Return the image at `path` decoded and converted to `mode`, or raise BadImageError naming it."""
-    if not Path(path).is_file():
+def load_image(path: str | Path, mode: str = "L", background: int = 0) -> Image.Image:
+    """Return the image at `path` decoded and converted to `mode`, or raise BadImageError naming it.
+
+    Transparent pixels (PNG alpha, a palette's transparent colour) are laid over a plain `background`
+    grey level (0-255) first, so they come out as the background the model was trained on instead of
+    whatever colour the transparent pixels happen to hold.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not an image file; pass the image files inside it "
+                                f"(e.g. {path}/*.png).")
+    if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file; check the path.")
     try:
         with Image.open(path) as image:
-            return image.convert(mode)  # convert() forces the full decode inside the try
+            image.load()  # the full decode, inside the try
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                rgba = image.convert("RGBA")
+                plain = Image.new("RGBA", rgba.size, (background, background, background, 255))
+                image = Image.alpha_composite(plain, rgba)
+            return image.convert(mode)
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise BadImageError(f"{path} is not a readable image ({type(err).__name__}: {err}). "
                             f"Delete or replace this file, then run again.") from err
@@ -66,29 +85,137 @@ def fashion_mnist(root: str | Path, train: bool, transform=None) -> datasets.Fas
     return datasets.FashionMNIST(str(root), train=train, transform=transform, download=False)
 
 
-def train_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Compose:
-    """Return the training pipeline for faces: resize, mild crop/rotation, horizontal flip, normalise."""
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(size, antialias=True),
-        v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.RandomRotation(10, interpolation=v2.InterpolationMode.BILINEAR),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+# ---------------------------------------------------------------- images held in memory
+
+class TensorImages(Dataset):
+    """Images held in memory as one uint8 tensor (N x C x H x W) with int64 labels and class names.
+
+    Decoding every file once and indexing a tensor afterwards is far faster than decoding per item:
+    Fashion-MNIST from its CSV (``fashion_csv.load_fashion_csv``) and FER2013 from its JPEGs
+    (``preload_faces``) both end up here. ``dataset[i]`` is (image C x H x W, int label);
+    ``dataset[list_of_indices]`` is a whole batch (B x C x H x W images, B labels) in one indexing
+    operation, which ``batch_loader`` uses. `transform`, if given, is applied to what is returned.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str],
+                 transform: Callable | None = None):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"expected uint8 images N x C x H x W, got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels; give one label per image")
+        self.images, self.labels, self.classes = images, torch.as_tensor(labels).long(), list(classes)
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
+            raise ValueError(f"labels run from {int(self.labels.min())} to {int(self.labels.max())}, but there "
+                             f"are {len(self.classes)} classes; labels must be class indices 0-{len(self.classes) - 1}")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        image, label = self.images[index], self.labels[index]
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, (int(label) if label.ndim == 0 else label)
+
+    @property
+    def targets(self) -> list[int]:
+        """Return every label as a list of ints (like ImageFolder.targets), without touching any image."""
+        return self.labels.tolist()
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> "TensorImages":
+        """Return a new TensorImages holding only the examples at `indices`, in that order (same transform)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        return TensorImages(self.images[indices], self.labels[indices], self.classes, self.transform)
 
 
-def eval_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...]) -> v2.Compose:
-    """Return the evaluation pipeline: the same resize and normalisation, no randomness."""
-    return v2.Compose([
-        v2.ToImage(),
-        v2.Resize(size, antialias=True),
-        v2.CenterCrop(size),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
+def preload_faces(root: str | Path, class_names: tuple[str, ...] = FER_CLASSES,
+                  max_per_class: int | None = None) -> TensorImages:
+    """Decode the images under ``root/<class>/`` once into a TensorImages (the first `max_per_class` of each class).
 
+    The class folders are checked as in FaceFolder; an unreadable file raises BadImageError naming it.
+    """
+    folder = FaceFolder(root, class_names=class_names)
+    samples, taken = [], [0] * len(folder.classes)
+    for path, label in folder.samples:  # sorted by class, then by file name: the same on every machine
+        if max_per_class is None or taken[label] < max_per_class:
+            samples.append((path, label))
+            taken[label] += 1
+    tensors = [v2.functional.pil_to_tensor(load_image(path)) for path, _ in samples]  # 1 x H x W uint8
+    first = tensors[0].shape
+    for (path, _), image in zip(samples, tensors):
+        if image.shape != first:
+            raise ValueError(f"{path} is {image.shape[2]}x{image.shape[1]} pixels, but the first image is "
+                             f"{first[2]}x{first[1]}; resize all images to one size first.")
+    return TensorImages(torch.stack(tensors), torch.tensor([label for _, label in samples]), folder.classes)
+
+
+# ---------------------------------------------------------------- splitting
+
+def split_indices(targets: Sequence[int], generator: torch.Generator, fractions: Sequence[float],
+                  stratify: bool = True) -> list[list[int]]:
+    """Return disjoint, sorted index lists (e.g. train, val, test) covering every example, cut in `fractions`.
+
+    The same generator seed gives the same split on every run. With `stratify` (the default) each
+    class is cut in the same fractions, so a rare class is present in every part in its true proportion.
+    """
+    if abs(sum(fractions) - 1) > 1e-6 or any(f <= 0 for f in fractions):
+        raise ValueError(f"fractions={tuple(fractions)} must be positive and sum to 1, e.g. (0.9, 0.1).")
+    targets = torch.as_tensor(targets, dtype=torch.long)
+    groups = [torch.nonzero(targets == c).flatten() for c in targets.unique()] if stratify \
+        else [torch.arange(len(targets))]
+    parts: list[list[int]] = [[] for _ in fractions]
+    for group in groups:
+        group = group[torch.randperm(len(group), generator=generator)]
+        bounds = np.round(np.cumsum([0, *fractions]) * len(group)).astype(int)
+        for part, lo, hi in zip(parts, bounds[:-1], bounds[1:]):
+            part.extend(group[lo:hi].tolist())
+    return [sorted(part) for part in parts]
+
+
+def subsample(indices: Sequence[int], targets: Sequence[int], max_items: int | None,
+              generator: torch.Generator) -> list[int]:
+    """Return at most `max_items` of `indices`, drawn per class in proportion (None = all of them)."""
+    if max_items is None or max_items >= len(indices):
+        return list(indices)
+    if max_items <= 0:
+        raise ValueError(f"max_items={max_items}; give a positive number, or None for all.")
+    keep = split_indices([targets[i] for i in indices], generator,
+                         (max_items / len(indices), 1 - max_items / len(indices)))[0]
+    return sorted(indices[k] for k in keep)
+
+
+class TransformSubset(Dataset):
+    """The items `indices` of `dataset`, passed through this subset's own `transform`.
+
+    ``torch.utils.data.Subset`` has no transform of its own: its items come out of the parent
+    dataset's transform, so a random split of an augmented dataset augments validation and test too.
+    Build the parent without a transform and give each part the pipeline it needs.
+    """
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int], transform: Callable | None = None):
+        if getattr(dataset, "transform", None) is not None:
+            raise ValueError(f"{type(dataset).__name__} already has a transform, which every subset would "
+                             f"inherit; build it with transform=None and pass each subset its own.")
+        if len(indices) and not 0 <= min(indices) <= max(indices) < len(dataset):
+            raise IndexError(f"indices must lie in 0..{len(dataset) - 1}; got {min(indices)}..{max(indices)}.")
+        self.dataset, self.indices, self.transform = dataset, list(indices), transform
+        self.classes = getattr(dataset, "classes", None)
+
+    @property
+    def targets(self) -> list[int]:
+        """Return the labels of this subset, read from the parent's targets (no image is decoded)."""
+        return [self.dataset.targets[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        image, label = self.dataset[self.indices[i]]
+        return (self.transform(image) if self.transform is not None else image), label
+
+
+# ---------------------------------------------------------------- loaders
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
                 generator: torch.Generator | None = None, num_workers: int = 0, **kwargs) -> DataLoader:
@@ -113,115 +240,17 @@ def mean_std(loader: DataLoader) -> tuple[list[float], list[float]]:
     return [round(v, 4) for v in mean.tolist()], [round(v, 4) for v in std.tolist()]
 
 
-# ---------------------------------------------------------------- faces preloaded as tensors (lesson 04)
-# Decoding every JPEG once and augmenting whole batches of tensors is far faster than PIL per image:
-# the full FER2013 (35,887 faces) decodes in seconds and then costs no decoding at all per epoch.
+def batch_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
+                 generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
+    """Return a DataLoader that fetches each batch with one tensor index (``dataset[indices]``), not item by item.
 
-class TensorFaces(Dataset):
-    """Faces held in memory as one uint8 tensor (N x 1 x H x W) with their labels; items are (image, label)."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...],
-                 paths: list[str] | None = None):
-        if images.dtype != torch.uint8 or images.ndim != 4 or len(images) != len(labels):
-            raise ValueError(f"expected uint8 images N x C x H x W and N labels, got {images.dtype} "
-                             f"{tuple(images.shape)} and {len(labels)} labels")
-        self.images, self.labels, self.classes = images, labels.long(), tuple(classes)
-        self.paths = paths or [""] * len(labels)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index], self.labels[index]
-
-    @property
-    def targets(self) -> list[int]:
-        """Return every label as a list of ints (like ImageFolder.targets)."""
-        return self.labels.tolist()
-
-    def subset(self, indices: torch.Tensor | list[int]) -> "TensorFaces":
-        """Return a new TensorFaces holding only the examples at `indices` (in that order)."""
-        indices = torch.as_tensor(indices, dtype=torch.long)
-        return TensorFaces(self.images[indices], self.labels[indices], self.classes,
-                           [self.paths[i] for i in indices.tolist()])
-
-
-def preload_faces(root: str | Path, class_names: tuple[str, ...] = FER_CLASSES,
-                  max_per_class: int | None = None) -> TensorFaces:
-    """Decode the images under ``root/<class>/`` once into a TensorFaces (the first `max_per_class` of each class).
-
-    The class folders are checked as in FaceFolder; an unreadable file raises BadImageError naming it.
+    ``batch_size=None`` turns off the DataLoader's own batching; the BatchSampler hands the Dataset a
+    whole list of indices at once, so there is nothing left to collate.
     """
-    folder = FaceFolder(root, class_names=class_names)
-    samples, taken = [], [0] * len(folder.classes)
-    for path, label in folder.samples:  # sorted by class, then by file name: the same on every machine
-        if max_per_class is None or taken[label] < max_per_class:
-            samples.append((path, label))
-            taken[label] += 1
-    tensors = [v2.functional.pil_to_tensor(load_image(path)) for path, _ in samples]  # 1 x H x W uint8
-    first = tensors[0].shape
-    for (path, _), image in zip(samples, tensors):
-        if image.shape != first:
-            raise ValueError(f"{path} is {image.shape[2]}x{image.shape[1]} pixels, but the first image is "
-                             f"{first[2]}x{first[1]}; resize all images to one size first.")
-    images = torch.stack(tensors)
-    labels = torch.tensor([label for _, label in samples])
-    return TensorFaces(images, labels, tuple(folder.classes), [path for path, _ in samples])
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (train, val) index tensors: a random split of range(n), the same for the same `seed`."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction={val_fraction}; use a fraction between 0 and 1, e.g. 0.1")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, round(n * val_fraction))
-    return order[n_val:], order[:n_val]
-
-
-class FaceBatchTransform(torch.nn.Module):
-    """Turn a batch of uint8 faces (B x 1 x h x w) into normalised float images of `size` x `size`.
-
-    With ``train=True`` each face gets its own random zoom (crop), small rotation, shift, horizontal
-    flip and brightness/contrast change, all in one ``grid_sample`` call on the batch's device.
-    Never a vertical flip: no test face is upside down. Random numbers come from torch's global RNG
-    (on the CPU), so seeding and checkpointed RNG states make the augmentation repeatable.
-    """
-
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], train: bool = False,
-                 max_rotation: float = 10.0, min_scale: float = 0.85, jitter: float = 0.2):
-        super().__init__()
-        self.size, self.train_mode = size, train
-        self.max_rotation, self.min_scale, self.jitter = max_rotation, min_scale, jitter
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-        if self.train_mode:
-            x = self._augment(x)
-        elif x.shape[-2:] != (self.size, self.size):
-            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
-                                                align_corners=False, antialias=x.shape[-1] > self.size)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
-
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        n = len(x)
-        r = torch.rand(n, 6)  # drawn on the CPU: the same numbers on every device
-        angle = (r[:, 0] * 2 - 1) * self.max_rotation * torch.pi / 180
-        scale = self.min_scale + (1 - self.min_scale) * r[:, 1]
-        flip = torch.where(r[:, 2] < 0.5, -1.0, 1.0)
-        shift = (r[:, 3:5] * 2 - 1) * (1 - scale).unsqueeze(1)  # keep the zoomed window inside the face
-        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-        theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], 1),
-                             torch.stack([sin * flip, cos, shift[:, 1]], 1)], 1).to(x.device)
-        grid = torch.nn.functional.affine_grid(theta, [n, x.shape[1], self.size, self.size], align_corners=False)
-        x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        contrast = (1 + (r[:, 5] * 2 - 1) * self.jitter).view(-1, 1, 1, 1).to(x.device)
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        return ((x - mean) * contrast + mean).clamp(0, 1)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}, train={self.train_mode}"
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    # generator= is not used for drawing here (the sampler has it); it lets fit save and restore its state
+    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last),
+                      generator=generator)
 
 
 class DeviceLoader:

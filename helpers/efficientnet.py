@@ -1,6 +1,6 @@
 """torchvision's EfficientNet-B0 for the 7 FER classes: ImageNet weights when they can be had (and a
-fast, plain fallback to random initialisation when they cannot), the new classifier head, freezing,
-face transforms with three channels, and a training-speed measurement.
+fast, plain fallback to random initialisation when they cannot), the new classifier head, freezing.
+``models.build_model("efficientnet_b0", 7)`` builds it with random weights (as a checkpoint reloads it).
 
 The weights API: ``efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)``. The old
 ``pretrained=True`` argument was removed from torchvision.
@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
-from torchvision.transforms import v2
 
-from helpers import data, env, finder
+from helpers import env, finder
 
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"          # what `weights_used` says when the ImageNet weights were loaded
 RANDOM_INIT = "random init"                 # ... and when they were not
@@ -78,6 +75,11 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float = HEAD_DROPO
     return model
 
 
+def efficientnet_b0_classifier(num_classes: int, dropout: float = HEAD_DROPOUT) -> nn.Module:
+    """Return a randomly initialised EfficientNet-B0 whose head is Dropout -> Linear(`num_classes`)."""
+    return replace_head(efficientnet_b0(weights=None), num_classes, dropout)
+
+
 def build_efficientnet_b0(num_classes: int, pretrained: bool,
                           dropout: float = HEAD_DROPOUT) -> tuple[nn.Module, str]:
     """Return (EfficientNet-B0 with a `num_classes` head, weights_used).
@@ -107,39 +109,3 @@ def freeze_features(model: nn.Module, num_blocks: int) -> int:
         for param in block.parameters():
             param.requires_grad_(i >= num_blocks)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def face_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
-                    train: bool) -> v2.Compose:
-    """Return the face pipeline at `size` px with 3 identical channels (grayscale faces for an RGB network).
-
-    `mean`/`std` have 3 values: ImageNet's for pretrained weights, the faces' own repeated otherwise.
-    """
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean={mean}, std={std}: EfficientNet takes 3 channels, so give 3 values each "
-                         f"(e.g. data.IMAGENET_MEAN, or data.FER_MEAN * 3).")
-    pipeline = data.train_transforms if train else data.eval_transforms
-    return v2.Compose([v2.Grayscale(num_output_channels=3), pipeline(size, mean, std)])
-
-
-def train_images_per_s(model: nn.Module, size: int, batch_size: int, num_steps: int,
-                       device: torch.device, warmup_steps: int = 2) -> float:
-    """Return training images/s of `model` on random 3 x size x size batches (forward, backward, Adam step).
-
-    The model is left in train mode with its weights changed: measure a copy, not the one you keep.
-    """
-    images = torch.randn(batch_size, 3, size, size, device=device)
-    labels = torch.randint(0, model.classifier[-1].out_features, (batch_size,), device=device)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-    for step in range(warmup_steps + num_steps):
-        if step == warmup_steps:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return num_steps * batch_size / (time.perf_counter() - start)

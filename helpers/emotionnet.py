@@ -3,18 +3,15 @@
 The layout follows the YOLO11/YOLO12 classification backbones: strided ``Conv`` layers halve the
 image five times, ``C3k2`` blocks mix features, ``A2C2f`` blocks add area attention, and the
 ``Classify`` head pools and maps to the classes. Unlike a bare ``Classify`` head, ``forward``
-always returns raw logits (see ``EmotionNet.forward``).
+always returns raw logits (see ``EmotionNet.forward``). ``models.build_model("emotionnet", 7)``
+builds it, and ``checkpoint.load_model`` rebuilds it from a file.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
 from ultralytics.nn.modules import A2C2f, C3k2, Classify, Conv
 from ultralytics.utils import patches as ultralytics_patches
-
-from helpers import checkpoint
 
 # Importing ultralytics replaces PIL's Image.open with a version that, on a file it cannot identify,
 # tries to pip-install the HEIC plugin pi-heif and then fails with ModuleNotFoundError instead of
@@ -23,7 +20,7 @@ from helpers import checkpoint
 if hasattr(ultralytics_patches, "_pil_plugins_registered"):
     ultralytics_patches._pil_plugins_registered = True
 
-MODEL_NAME = "EmotionNet"
+MODEL_NAME = "emotionnet"                  # its name in models.MODELS and in checkpoints
 ATTENTION_STRIDE = 16      # the first A2C2f block works on the 1/16-scale feature map
 
 
@@ -73,33 +70,6 @@ class EmotionNet(nn.Module):
         self.check_input(*images.shape[-2:])
         out = self.classify(self.backbone(images))
         return out[1] if isinstance(out, tuple) else out
-
-
-def build_model(name: str, **model_args) -> nn.Module:
-    """Return a fresh model by name (the way a checkpoint's 'model_name' and 'model_args' rebuild it)."""
-    if name != MODEL_NAME:
-        raise ValueError(f"unknown model name {name!r}; this module builds {MODEL_NAME!r}")
-    return EmotionNet(**model_args)
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu",
-               class_names: tuple[str, ...] | None = None) -> tuple[nn.Module, dict]:
-    """Return (model in eval mode on `device`, its checkpoint meta) rebuilt from a checkpoint written by fit.
-
-    Raises CheckpointError if the file holds another model, another class list (`class_names`), or
-    weights that do not fit.
-    """
-    state = checkpoint.load_checkpoint(path, map_location=device)
-    checkpoint.check_compatible(state, MODEL_NAME, class_names, path)
-    meta = state["meta"]
-    model = build_model(meta["model_name"], **meta.get("model_args", {}))
-    checkpoint.load_weights(model, state["model"])
-    return model.to(device).eval(), meta
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Return the number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def flops_per_image(model: nn.Module, size: int, in_channels: int = 1) -> int:

@@ -74,15 +74,29 @@ def seed_worker(worker_id: int) -> None:
     random.seed(worker_seed)
 
 
+def cpu_bf16_units() -> str | None:
+    """Return "AVX512-BF16" or "AMX" when this x86 CPU reports bfloat16 units, "none" when it reports none,
+    or None where the flags cannot be read (not Linux, not x86)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    names = set(flags.split(":", 1)[1].split())
+    return "AMX" if "amx_bf16" in names else "AVX512-BF16" if "avx512_bf16" in names else "none"
+
+
 def hardware_summary(device: torch.device) -> str:
-    """Return a one-line description of the device, e.g. 'NVIDIA H100 (CUDA 12.8)' or 'CPU: 2 cores'."""
+    """Return a one-line description of the device, e.g. 'NVIDIA H100 (CUDA 12.8)' or
+    'CPU: 2 cores (x86_64, bf16 units: none), 2 torch threads'."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     if device.type == "mps":
         return f"Apple MPS ({platform.machine()})"
     cores = os.cpu_count() or 1
     name = platform.processor() or platform.machine()
-    return f"CPU: {cores} cores ({name}), {torch.get_num_threads()} torch threads"
+    units = cpu_bf16_units()
+    bf16 = f", bf16 units: {units}" if units is not None else ""
+    return f"CPU: {cores} cores ({name}{bf16}), {torch.get_num_threads()} torch threads"
 
 
 def project_dir() -> Path:

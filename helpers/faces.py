@@ -1,4 +1,5 @@
-"""Faces in real photos: find them with OpenCV's Haar cascade, crop them like FER2013, classify, draw.
+"""Faces in real photos: find them with OpenCV's Haar cascade, crop them like FER2013, classify.
+``plots.draw_predictions`` draws the result.
 
 The Haar cascade files ship inside the opencv-python 4.x wheels (``cv2.data.haarcascades``);
 the 5.x wheels no longer include them, hence ``opencv-python<5`` in requirements.txt.
@@ -6,13 +7,10 @@ the 5.x wheels no longer include them, hence ``opencv-python<5`` in requirements
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import cv2
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.patches import Rectangle
 from torch import nn
 
 CASCADE = "haarcascade_frontalface_alt2.xml"   # fewer false alarms than ..._default on the course photos
@@ -78,19 +76,3 @@ def classify_faces(model: nn.Module, crops: torch.Tensor, transform: nn.Module,
     with torch.inference_mode():
         logits = model(transform(crops.to(device)))
     return logits.softmax(dim=1).cpu()
-
-
-def draw_predictions(image: np.ndarray, boxes: np.ndarray, probs: torch.Tensor,
-                     class_names: Sequence[str], ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """Return axes showing the BGR `image` with each face box labelled 'class probability'."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 7 * image.shape[0] / image.shape[1]))
-    ax.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    for (x, y, w, h), p in zip(boxes, probs):
-        best = int(p.argmax())
-        ax.add_patch(Rectangle((x, y), w, h, fill=False, color="lime", linewidth=2))
-        ax.text(x, y - 6, f"{class_names[best]} {p[best]:.2f}", color="black", fontsize=9,
-                bbox={"facecolor": "lime", "edgecolor": "none", "pad": 1.5})
-    ax.set_title(title or f"{len(boxes)} face(s) found")
-    ax.axis("off")
-    return ax

@@ -1,14 +1,12 @@
 """Fashion-MNIST from the Kaggle CSVs (``label,pixel1,...,pixel784``), checked and decoded once.
 
-Two Datasets over the same file, so lesson 03 can measure the difference:
+Two ways to serve the same file, so lesson 03 can measure the difference:
 
-- ``FashionCSV`` reads the CSV once with pandas, checks every value, and keeps the whole split as
-  one uint8 tensor (N x 1 x 28 x 28) plus int64 labels; an item is a tensor slice, nothing more.
+- ``load_fashion_csv`` reads the CSV once with pandas, checks every value, and returns the whole
+  split as a ``data.TensorImages`` (one uint8 tensor N x 1 x 28 x 28 plus int64 labels); an item is
+  a tensor slice, nothing more.
 - ``PILFashionCSV`` is the way the lesson's source does it: each item reshapes one NumPy row, turns
   it into a PIL image and back into a tensor. Correct, and many times slower.
-
-The batch functions at the end work on whole uint8 batches of the preloaded tensors: random crop
-with padding, horizontal flip, and conversion to normalised floats.
 """
 from __future__ import annotations
 
@@ -17,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import Dataset
 from torchvision import transforms
 
-from helpers.data import FASHION_CLASSES
+from helpers.data import FASHION_CLASSES, TensorImages
 
 IMAGE_SIZE = 28                                  # Fashion-MNIST images are 28 x 28, one channel
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE             # 784 pixel columns per row
@@ -108,40 +106,10 @@ def read_fashion_csv(path: str | Path, max_rows: int | None = None) -> tuple[tor
     return images, torch.from_numpy(values[:, 0].copy())
 
 
-class FashionCSV(Dataset):
-    """Fashion-MNIST from a Kaggle CSV, decoded once: item i is (images[i] as uint8 1x28x28, or transform of it; label)."""
-
-    def __init__(self, path: str | Path, transform=None, max_rows: int | None = None):
-        self.path = Path(path)
-        self.images, self.labels = read_fashion_csv(self.path, max_rows)
-        self.transform = transform
-        self.classes = list(FASHION_CLASSES)
-
-    @property
-    def targets(self) -> torch.Tensor:
-        """Return all labels (int64), like torchvision's datasets do, without touching any image."""
-        return self.labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, int | torch.Tensor]:
-        """Return (image, label) for an int index; for a list of indices, (B x 1 x 28 x 28 images, B labels)."""
-        image, label = self.images[index], self.labels[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, (int(label) if label.ndim == 0 else label)
-
-
-def batch_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
-                 generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
-    """Return a DataLoader that fetches each batch with one tensor index (``dataset[indices]``), not item by item.
-
-    ``batch_size=None`` turns off the DataLoader's own batching; the BatchSampler hands the Dataset a
-    whole list of indices at once, so there is nothing left to collate.
-    """
-    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last))
+def load_fashion_csv(path: str | Path, max_rows: int | None = None, transform=None) -> TensorImages:
+    """Return a Kaggle Fashion-MNIST CSV as a TensorImages, read and checked once (see ``read_fashion_csv``)."""
+    images, labels = read_fashion_csv(path, max_rows)
+    return TensorImages(images, labels, FASHION_CLASSES, transform)
 
 
 def pil_transform() -> transforms.Compose:
@@ -159,37 +127,14 @@ class PILFashionCSV(Dataset):
         self.transform = transform if transform is not None else pil_transform()
         self.classes = list(FASHION_CLASSES)
 
+    @property
+    def targets(self) -> list[int]:
+        """Return every label as a list of ints (like ImageFolder.targets)."""
+        return self.labels.tolist()
+
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self.images[index].reshape(IMAGE_SIZE, IMAGE_SIZE, 1)
         return self.transform(image), int(self.labels[index])
-
-
-# ---------------------------------------------------------------- whole-batch operations on tensors
-
-def random_crop_flip(images: torch.Tensor, padding: int = 2, flip: bool = True,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Return a B x C x H x W batch where each image is randomly shifted by up to `padding` pixels
-    (zero padding, as ``RandomCrop(H, padding)``) and, if `flip`, mirrored left-right with p=0.5."""
-    batch, channels, height, width = images.shape
-    if padding > 0:
-        padded = torch.nn.functional.pad(images, (padding,) * 4)
-        shifts = torch.randint(0, 2 * padding + 1, (2, batch), generator=generator).to(images.device)
-        rows = (torch.arange(height, device=images.device) + shifts[0, :, None])[:, None, :, None]
-        cols = (torch.arange(width, device=images.device) + shifts[1, :, None])[:, None, None, :]
-        index_b = torch.arange(batch, device=images.device)[:, None, None, None]
-        index_c = torch.arange(channels, device=images.device)[None, :, None, None]
-        images = padded[index_b, index_c, rows, cols]
-    if flip:
-        mirror = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
-        images = torch.where(mirror[:, None, None, None], images.flip(3), images)
-    return images
-
-
-def to_float(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """Return a uint8 batch (0-255) as float32, scaled to 0-1 and normalised with `mean` and `std` per channel."""
-    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
-    return (images.float() / PIXEL_MAX - mean_t) / std_t

@@ -3,7 +3,8 @@
 1. a folder the caller names, or else the ``COURSE_DATA`` folder;
 2. smoke mode: the small real samples shipped in ``helpers/samples/`` (no download);
    full mode: the real download (kagglehub or torchvision) when the machine is online;
-3. otherwise a ``DataNotFoundError``, within seconds, that says how to get the data.
+3. otherwise a ``DataNotFoundError``, within seconds, that says what was looked at, what is missing
+   there, and how to get the data.
 
 Accepted on disk, as downloaded, nothing to convert by hand: the FER2013 Kaggle layout
 (``train/train/<class>``, ``test/test/<class>``), a plain ``train/<class>`` layout, or the
@@ -13,15 +14,16 @@ Kaggle ``.tar.gz`` (unpacked once into the cache); Fashion-MNIST as the Kaggle C
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import socket
 import tarfile
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from helpers import env
+from helpers import env, files
 
 FER_KAGGLE = "aadityasinghal/facial-expression-dataset"
 FASHION_KAGGLE = "zalando-research/fashionmnist"
@@ -68,6 +70,79 @@ def is_online(host: str = "www.kaggle.com", port: int = 443, timeout: float = ON
     return bool(result and result[0])
 
 
+# ---------------------------------------------------------------- where to look
+
+def _candidates(path: str | Path | None) -> tuple[list[tuple[Path, str]], str]:
+    """Return the folders to look in (with a label for each) and a note on a COURSE_DATA that points nowhere."""
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise DataNotFoundError(f"The data path {path} does not exist. Check the spelling, or pass "
+                                    f"path=None to use COURSE_DATA or the download.")
+        return [(path, f"the given path ({path.name})")], ""
+    root = env.data_root()
+    if root is None:
+        return [], ""
+    if not root.is_dir():
+        return [], f"COURSE_DATA is set to {root}, but that folder does not exist"
+    return [(root, "COURSE_DATA")], ""
+
+
+@dataclass(frozen=True)
+class _Dataset:
+    """How to find one dataset: its name, where its files sit in a folder, its sample and its download."""
+    what: str
+    look: Callable[[Path], tuple[Path, Path] | None]      # a folder -> (train, test), or None
+    missing: Callable[[Path], str]                          # a folder -> what of the dataset is missing there
+    sample: str                                             # folder under helpers/samples
+    download_hint: str
+    layout: str
+
+
+def _find(spec: _Dataset, path, smoke: bool, download: Callable[[], Found | None]) -> Found:
+    looked, note = _candidates(path)
+    for base, source in looked:
+        if (found := spec.look(base)) is not None:
+            return Found(*found, source=source)
+    if smoke:
+        sample = SAMPLES_DIR / spec.sample
+        if sample.is_dir() and (found := spec.look(sample)) is not None:
+            why = f"; {note}" if note else ""
+            return Found(*found, source=f"project sample (helpers/samples/{spec.sample}){why}", is_sample=True)
+        looked = looked + [(sample, "the project's samples")]
+    elif is_online() and (found := download()) is not None:
+        return found
+    raise DataNotFoundError(_not_found_message(spec, looked, note, smoke))
+
+
+def _not_found_message(spec: _Dataset, looked: list[tuple[Path, str]], note: str, smoke: bool) -> str:
+    where = "; ".join(f"{p} ({spec.missing(p)})" for p, _ in looked)
+    if not where:
+        where = note or "nowhere: no path was given and COURSE_DATA is not set"
+    elif note:
+        where = f"{note}; {where}"
+    why = ("smoke mode never downloads" if smoke else "COURSE_OFFLINE is set" if env.offline_forced()
+           else "this machine cannot reach the download site")
+    samples = (f"\n  - or, for smoke mode, restore the samples that ship with the course in helpers/samples/ "
+               f"(this copy lacks them): git checkout -- helpers/samples, or a fresh clone." if smoke else "")
+    return (f"{spec.what} was not found. Looked in: {where}. No download was made: {why}.\n"
+            f"To fix it, either\n"
+            f"  - online: run  {spec.download_hint}  (the notebooks do this for you when they can connect), or\n"
+            f"  - offline: put {spec.layout} in a folder and set COURSE_DATA to that folder "
+            f"(export COURSE_DATA=/path/to/data), then run again. See README, 'Getting the data'.{samples}")
+
+
+def _unpack_once(archive: Path, name: str) -> Path:
+    """Unpack `archive` into the cache once, atomically (a temporary folder renamed into place)."""
+    target = env.cache_dir() / name
+    if not target.is_dir():
+        def unpack(tmp: Path) -> None:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        files.atomic_write(target, unpack)
+    return target
+
+
 # ---------------------------------------------------------------- FER2013
 
 def _fer_layout(base: Path) -> tuple[Path, Path] | None:
@@ -75,21 +150,6 @@ def _fer_layout(base: Path) -> tuple[Path, Path] | None:
         if train.is_dir() and test.is_dir() and any(p.is_dir() for p in train.iterdir()):
             return train, test
     return None
-
-
-def _unpack_once(archive: Path, name: str) -> Path:
-    """Unpack `archive` into the cache once (atomically: a temp folder renamed into place)."""
-    target = env.cache_dir() / name
-    if target.is_dir():
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-        tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _fer_in(base: Path) -> tuple[Path, Path] | None:
@@ -105,25 +165,32 @@ def _fer_in(base: Path) -> tuple[Path, Path] | None:
     return None
 
 
+def _fer_missing(base: Path) -> str:
+    for sub in FER_SUBDIRS:
+        folder = base / sub
+        for train_name, test_name in (("train/train", "test/test"), ("train", "test")):
+            train, test = folder / train_name, folder / test_name
+            if train.is_dir() != test.is_dir():
+                have, lack = (train_name, test_name) if train.is_dir() else (test_name, train_name)
+                return f"it has {sub + '/' if sub else ''}{have}/ but no {sub + '/' if sub else ''}{lack}/"
+            if train.is_dir() and not any(p.is_dir() for p in train.iterdir()):
+                return f"{sub + '/' if sub else ''}{train_name}/ holds no class folders"
+    return "no train/ and test/ class folders, and no .tar.gz"
+
+
+FER = _Dataset("FER2013 (facial expressions)", _fer_in, _fer_missing, "fer2013",
+               f"import kagglehub; kagglehub.dataset_download('{FER_KAGGLE}')",
+               "a folder with train/<class>/ and test/<class>/ (the Kaggle layout train/train/<class>/ "
+               "or its .tar.gz works too)")
+
+
 def find_fer2013(path: str | Path | None = None, *, smoke: bool = False) -> Found:
     """Return the FER2013 train and test class folders (see the module docstring for the order)."""
-    looked = _candidates(path)
-    for base, source in looked:
-        if (found := _fer_in(base)) is not None:
-            return Found(*found, source=source)
-    if smoke:
-        return Found(SAMPLES_DIR / "fer2013" / "train", SAMPLES_DIR / "fer2013" / "test",
-                     source="project sample (helpers/samples/fer2013)", is_sample=True)
-    if is_online():
+    def download() -> Found | None:
         import kagglehub
-        base = Path(kagglehub.dataset_download(FER_KAGGLE))
-        if (found := _fer_in(base)) is not None:
-            return Found(*found, source=f"kagglehub download ({FER_KAGGLE})")
-    raise DataNotFoundError(_not_found_message(
-        "FER2013 (facial expressions)", looked,
-        f"import kagglehub; kagglehub.dataset_download('{FER_KAGGLE}')",
-        "a folder with train/<class>/ and test/<class>/ (the Kaggle layout train/train/<class>/ "
-        "or its .tar.gz works too)"))
+        found = _fer_in(Path(kagglehub.dataset_download(FER_KAGGLE)))
+        return Found(*found, source=f"kagglehub download ({FER_KAGGLE})") if found else None
+    return _find(FER, path, smoke, download)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -135,101 +202,79 @@ def _first_existing(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _fashion_csv_in(base: Path) -> tuple[Path, Path] | None:
+def _files_in(base: Path, names: tuple[str, ...]) -> list[Path] | None:
     for sub in FASHION_SUBDIRS:
-        files = [_first_existing(base / sub, name) for name in FASHION_CSV]
-        if all(files):
-            return files[0], files[1]
+        found = [_first_existing(base / sub, name) for name in names]
+        if all(found):
+            return found
     return None
+
+
+def _files_missing(base: Path, names: tuple[str, ...]) -> str:
+    """Say which of `names` are missing in the subfolder of `base` that holds the most of them."""
+    best = max(FASHION_SUBDIRS, key=lambda sub: sum(_first_existing(base / sub, n) is not None for n in names))
+    missing = [n for n in names if _first_existing(base / best, n) is None]
+    if len(missing) == len(names):
+        return f"none of {', '.join(names)}"
+    return f"{best + '/' if best else ''} lacks {', '.join(missing)} (.gz or not)"
+
+
+FASHION_CSV_SPEC = _Dataset("Fashion-MNIST (Kaggle CSV)", lambda base: _files_in(base, FASHION_CSV),
+                            lambda base: _files_missing(base, FASHION_CSV), "fashion-mnist",
+                            f"import kagglehub; kagglehub.dataset_download('{FASHION_KAGGLE}')",
+                            "fashion-mnist_train.csv and fashion-mnist_test.csv (.csv or .csv.gz)")
 
 
 def find_fashion_mnist_csv(path: str | Path | None = None, *, smoke: bool = False) -> Found:
     """Return the Kaggle Fashion-MNIST train and test CSV files (plain or .gz)."""
-    looked = _candidates(path)
-    for base, source in looked:
-        if (found := _fashion_csv_in(base)) is not None:
-            return Found(*found, source=source)
-    if smoke:
-        sample = _fashion_csv_in(SAMPLES_DIR / "fashion-mnist")
-        return Found(*sample, source="project sample (helpers/samples/fashion-mnist)", is_sample=True)
-    if is_online():
+    def download() -> Found | None:
         import kagglehub
-        base = Path(kagglehub.dataset_download(FASHION_KAGGLE))
-        if (found := _fashion_csv_in(base)) is not None:
-            return Found(*found, source=f"kagglehub download ({FASHION_KAGGLE})")
-    raise DataNotFoundError(_not_found_message(
-        "Fashion-MNIST (Kaggle CSV)", looked,
-        f"import kagglehub; kagglehub.dataset_download('{FASHION_KAGGLE}')",
-        "fashion-mnist_train.csv and fashion-mnist_test.csv (.csv or .csv.gz)"))
+        found = _files_in(Path(kagglehub.dataset_download(FASHION_KAGGLE)), FASHION_CSV)
+        return Found(*found, source=f"kagglehub download ({FASHION_KAGGLE})") if found else None
+    return _find(FASHION_CSV_SPEC, path, smoke, download)
 
 
-def _idx_in(base: Path) -> list[Path] | None:
-    for sub in FASHION_SUBDIRS:
-        files = [_first_existing(base / sub, name) for name in FASHION_IDX]
-        if all(files):
-            return files
-    return None
+def _decompress(source: Path, tmp: Path) -> None:
+    with (gzip.open(source) if source.suffix == ".gz" else open(source, "rb")) as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
-def _torchvision_root(files: list[Path], name: str) -> Path:
-    """Return a root where ``FashionMNIST(root, download=False)`` finds `files` (decompressed once)."""
-    if all(f.suffix != ".gz" and f.parent.parts[-2:] == ("FashionMNIST", "raw") for f in files):
-        return files[0].parent.parent.parent
+def _torchvision_root(idx_files: list[Path], name: str) -> Path:
+    """Return a root where ``FashionMNIST(root, download=False)`` finds `idx_files` (decompressed once)."""
+    if all(f.suffix != ".gz" and f.parent.parts[-2:] == ("FashionMNIST", "raw") for f in idx_files):
+        return idx_files[0].parent.parent.parent
     root = env.cache_dir() / name
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        out = raw / f.name.removesuffix(".gz")
-        if out.is_file():
-            continue
-        tmp = out.with_name(out.name + ".partial")
-        with (gzip.open(f) if f.suffix == ".gz" else open(f, "rb")) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        tmp.replace(out)
+    for f in idx_files:
+        out = root / "FashionMNIST" / "raw" / f.name.removesuffix(".gz")
+        if not out.is_file():
+            files.atomic_write(out, lambda tmp, source=f: _decompress(source, tmp))
     return root
+
+
+def _idx_root(base: Path) -> tuple[Path, Path] | None:
+    idx_files = _files_in(base, FASHION_IDX)
+    if idx_files is None:
+        return None
+    folder_id = hashlib.sha1(str(idx_files[0].resolve().parent).encode()).hexdigest()[:10]
+    root = _torchvision_root(idx_files, f"fashion-mnist-idx-{folder_id}")   # one cache folder per source folder
+    return root, root
+
+
+FASHION_IDX_SPEC = _Dataset("Fashion-MNIST (idx files for torchvision)", _idx_root,
+                            lambda base: _files_missing(base, FASHION_IDX), "fashion-mnist",
+                            "from torchvision import datasets; datasets.FashionMNIST(root, download=True)",
+                            "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                            "t10k-labels-idx1-ubyte (raw or .gz)")
 
 
 def find_fashion_mnist(path: str | Path | None = None, *, smoke: bool = False) -> Found:
     """Return a root for ``torchvision.datasets.FashionMNIST(root, download=False)`` (as train and test)."""
-    looked = _candidates(path)
-    for base, source in looked:
-        if (files := _idx_in(base)) is not None:
-            root = _torchvision_root(files, "fashion-mnist-idx")
-            return Found(root, root, source=source)
-    if smoke:
-        root = _torchvision_root(_idx_in(SAMPLES_DIR / "fashion-mnist"), "fashion-mnist-sample-idx")
-        return Found(root, root, source="project sample (helpers/samples/fashion-mnist)", is_sample=True)
-    if is_online("ossci-datasets.s3.amazonaws.com"):
+    def download() -> Found | None:
+        if not is_online("ossci-datasets.s3.amazonaws.com"):
+            return None
         from torchvision import datasets
         root = env.cache_dir() / "fashion-mnist-download"
         for train in (True, False):
             datasets.FashionMNIST(root, train=train, download=True)
         return Found(root, root, source="torchvision download")
-    raise DataNotFoundError(_not_found_message(
-        "Fashion-MNIST (idx files for torchvision)", looked,
-        "from torchvision import datasets; datasets.FashionMNIST(root, download=True)",
-        "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-        "t10k-labels-idx1-ubyte (raw or .gz)"))
-
-
-# ---------------------------------------------------------------- shared
-
-def _candidates(path: str | Path | None) -> list[tuple[Path, str]]:
-    if path is not None:
-        path = Path(path).expanduser()
-        if not path.exists():
-            raise DataNotFoundError(f"The data path {path} does not exist. Check the spelling, or pass "
-                                    f"path=None to use COURSE_DATA or the download.")
-        return [(path, f"the given path ({path.name})")]
-    root = env.data_root()
-    return [(root, "COURSE_DATA")] if root is not None and root.is_dir() else []
-
-
-def _not_found_message(what: str, looked: list[tuple[Path, str]], download: str, layout: str) -> str:
-    where = ", ".join(str(p) for p, _ in looked) or "nowhere: no path was given and COURSE_DATA is not set"
-    why = "COURSE_OFFLINE is set" if env.offline_forced() else "this machine cannot reach the download site"
-    return (f"{what} was not found. Looked in: {where}. No download was made: {why}.\n"
-            f"To fix it, either\n"
-            f"  - online: run  {download}  (the notebooks do this for you when they can connect), or\n"
-            f"  - offline: put {layout} in a folder and set COURSE_DATA to that folder "
-            f"(export COURSE_DATA=/path/to/data), then run again. See README, 'Getting the data'.")
+    return _find(FASHION_IDX_SPEC, path, smoke, download)

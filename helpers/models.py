@@ -1,4 +1,10 @@
-"""Small CNNs for 28 x 28 grayscale images, and ``build_model(name, num_classes)``.
+"""The course's networks, and one registry that builds any of them by name: ``build_model(name, num_classes)``.
+
+Registered names (``MODELS``): ``source_cnn`` and ``fashion_cnn`` (lesson 03, defined here),
+``emotionnet`` (lesson 04, ``helpers.emotionnet``) and ``efficientnet_b0`` (lesson 06,
+``helpers.efficientnet``, randomly initialised; ``efficientnet.build_efficientnet_b0`` loads
+ImageNet weights). A checkpoint stores the name and the constructor arguments, so
+``checkpoint.load_model`` can rebuild whichever network wrote it.
 
 - ``SourceCNN``: the network of lesson 03's source (two 5x5 convolutions, dropout, a 512-unit
   hidden layer), kept as the baseline. Its flatten size is measured, not typed in.
@@ -112,11 +118,17 @@ def _emotionnet(**kwargs) -> nn.Module:
     return EmotionNet(**kwargs)
 
 
-MODELS = {"source_cnn": SourceCNN, "fashion_cnn": FashionCNN, "EmotionNet": _emotionnet}  # lesson 04's EmotionNet
+def _efficientnet_b0(**kwargs) -> nn.Module:
+    from helpers.efficientnet import efficientnet_b0_classifier
+    return efficientnet_b0_classifier(**kwargs)
+
+
+MODELS = {"source_cnn": SourceCNN, "fashion_cnn": FashionCNN, "emotionnet": _emotionnet,
+          "efficientnet_b0": _efficientnet_b0}
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """Return a fresh model by name (see ``MODELS``) with `num_classes` outputs."""
+    """Return a fresh model by name (see ``MODELS``) with `num_classes` outputs; `kwargs` go to its constructor."""
     if name not in MODELS:
         raise ValueError(f"unknown model name {name!r}; choose one of {sorted(MODELS)}")
     if num_classes < 2:

@@ -1,4 +1,8 @@
-"""Plots: they take data and an optional ``ax``, return the figure, and never call ``plt.show()``."""
+"""Every plot of the course: each takes data, returns its figure (or axes), and never calls ``plt.show()``.
+
+Plots that draw a single panel (``plot_confusion_matrix``, ``plot_grouped_bars``, ``draw_predictions``)
+take an optional ``ax`` to draw into; grids and multi-panel figures make their own figure.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +11,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
 
 from helpers import env
 
@@ -113,3 +118,43 @@ def show_prediction(image: torch.Tensor, ranked: Sequence[tuple[str, float]], ti
     ax_bars.set(xlim=(0, 1), xlabel="probability", title="top predictions")
     fig.tight_layout()
     return fig
+
+
+def plot_grouped_bars(groups: dict[str, Sequence[float]], class_names: Sequence[str], ylabel: str, title: str,
+                      ranges: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None, ax=None):
+    """Return axes with one bar per class for each named group side by side; `ranges` adds (min, max) whiskers."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(groups)
+    x = np.arange(len(class_names))
+    for k, (name, values) in enumerate(groups.items()):
+        values = np.asarray(values, dtype=float)
+        offset = x + (k - (len(groups) - 1) / 2) * width
+        yerr = None
+        if ranges is not None and name in ranges:
+            low, high = (np.asarray(r, dtype=float) for r in ranges[name])
+            yerr = np.vstack([values - low, high - values])
+        ax.bar(offset, values, width, label=name, yerr=yerr, capsize=2)
+    ax.set_xticks(x, class_names, rotation=30)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def draw_predictions(image: np.ndarray, boxes: np.ndarray, probs: torch.Tensor,
+                     class_names: Sequence[str], ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+    """Return axes showing the BGR `image` (as ``faces.read_image`` reads it) with each face box labelled
+    'class probability'."""
+    import cv2   # OpenCV comes with ultralytics; only this plot needs it
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 7 * image.shape[0] / image.shape[1]))
+    ax.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    for (x, y, w, h), p in zip(boxes, probs):
+        best = int(p.argmax())
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, color="lime", linewidth=2))
+        ax.text(x, y - 6, f"{class_names[best]} {p[best]:.2f}", color="black", fontsize=9,
+                bbox={"facecolor": "lime", "edgecolor": "none", "pad": 1.5})
+    ax.set_title(title or f"{len(boxes)} face(s) found")
+    ax.axis("off")
+    return ax

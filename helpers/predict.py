@@ -4,7 +4,7 @@ A *training checkpoint* (``helpers.train.fit``'s last.pt / best.pt) holds everyt
 training: optimizer, scheduler, RNG states. An *inference bundle* holds only what prediction needs,
 so a file can be handed to someone who never saw the notebook. Command line:
 
-    python -m helpers.predict model.pt image.png [more.png ...] [--top-k 3]
+    course-predict model.pt image.png [more.png ...] [--top-k 3]     (or: python -m helpers.predict ...)
 """
 from __future__ import annotations
 
@@ -15,65 +15,69 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from helpers import checkpoint, data, models
+from helpers import checkpoint, data, transforms
 
 BUNDLE_FORMAT = "course-inference-bundle-1"
-PREPROCESSING_KEYS = ("input_size", "mean", "std")
 
 
-def make_bundle(model: nn.Module, meta: dict) -> dict:
-    """Return an inference bundle: the model's weights plus `meta` (model_name, model_args,
-    class_names, input_size, mean, std), checked to be complete."""
-    needed = ("model_name", "model_args", "class_names", *PREPROCESSING_KEYS)
-    if missing := [key for key in needed if key not in meta]:
-        raise ValueError(f"meta lacks {missing}; a bundle needs {list(needed)} to rebuild the model "
-                         f"and preprocess images exactly as in training")
-    meta = {key: meta[key] for key in needed}
-    return {"format": BUNDLE_FORMAT, "model": checkpoint.unwrap_model(model).state_dict(), "meta": meta}
+def make_bundle(model: nn.Module, meta: checkpoint.ModelMeta) -> dict:
+    """Return an inference bundle: the model's weights plus its ModelMeta (as plain values)."""
+    if not isinstance(meta, checkpoint.ModelMeta):
+        raise TypeError(f"meta is a {type(meta).__name__}; describe the model with checkpoint.ModelMeta(...), "
+                        f"so that the bundle holds everything needed to rebuild it and prepare its images")
+    return {"format": BUNDLE_FORMAT, "model": checkpoint.unwrap_model(model).state_dict(), "meta": meta.to_dict()}
 
 
-def save_bundle(path: str | Path, model: nn.Module, meta: dict) -> Path:
+def save_bundle(path: str | Path, model: nn.Module, meta: checkpoint.ModelMeta) -> Path:
     """Write the inference bundle of `model` to `path` atomically and return the path."""
     return checkpoint.save_checkpoint(path, make_bundle(model, meta))
 
 
-def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Return (model in eval mode on `device`, meta) from a bundle or a training checkpoint, loaded safely."""
-    state = checkpoint.load_checkpoint(path, map_location=device)
-    meta = state.get("meta", {})
-    if "model" not in state or "model_name" not in meta:
-        raise checkpoint.CheckpointError(
-            f"{path} has no 'model' weights with a 'meta' model_name: it is not an inference bundle or a "
-            f"training checkpoint of this course. Save one with predict.save_bundle(path, model, meta).")
-    model = models.build_model(meta["model_name"], **meta.get("model_args", {}))
-    checkpoint.load_weights(model, state["model"])
-    return model.to(device).eval(), meta
+def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, checkpoint.ModelMeta]:
+    """Return (model in eval mode on `device`, its ModelMeta) from a bundle or a training checkpoint, loaded safely."""
+    return checkpoint.load_model(path, device)
 
 
-def preprocess(image_path: str | Path, meta: dict) -> torch.Tensor:
+def preprocess(image_path: str | Path, meta: checkpoint.ModelMeta) -> torch.Tensor:
     """Return the image at `image_path` as a 1 x C x H x W tensor, prepared exactly as the evaluation data was."""
-    mode = "L" if len(meta["mean"]) == 1 else "RGB"
-    image = data.load_image(image_path, mode=mode)
-    return data.eval_transforms(meta["input_size"], tuple(meta["mean"]), tuple(meta["std"]))(image).unsqueeze(0)
+    image = data.load_image(image_path, mode=meta.image_mode, background=meta.background)
+    pipeline = transforms.eval_transforms(meta.input_size, meta.mean, meta.std)
+    if meta.image_mode == "L" and len(meta.mean) == 3:       # grayscale images fed to an RGB network
+        pipeline = transforms.face_transforms(meta.input_size, meta.mean, meta.std, train=False)
+    return pipeline(image).unsqueeze(0)
 
 
-def predict_file(model: nn.Module, meta: dict, image_path: str | Path, top_k: int = 3) -> list[tuple[str, float]]:
+def predict_file(model: nn.Module, meta: checkpoint.ModelMeta, image_path: str | Path,
+                 top_k: int = 3) -> list[tuple[str, float]]:
     """Return the `top_k` (class name, probability) pairs for one image file, most likely first."""
+    if top_k < 1:
+        raise ValueError(f"top_k={top_k}; ask for at least 1 class")
     device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
         probs = model(preprocess(image_path, meta).to(device)).softmax(dim=1)[0].cpu()
     values, indices = probs.topk(min(top_k, len(probs)))
-    return [(meta["class_names"][i], p) for p, i in zip(values.tolist(), indices.tolist())]
+    return [(meta.class_names[i], p) for p, i in zip(values.tolist(), indices.tolist())]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small: show at least 1 class")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the top-k classes of each image file; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.predict",
-                                     description="Classify image files with a saved course model.")
+    parser = argparse.ArgumentParser(prog="course-predict",
+                                     description="Classify image files with a saved course model (lesson 03, 04 "
+                                                 "or 06). Also runs as python -m helpers.predict.")
     parser.add_argument("model", type=Path, help="an inference bundle or training checkpoint (.pt)")
     parser.add_argument("images", type=Path, nargs="+", help="image files to classify")
-    parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to show per image (default 3)")
     args = parser.parse_args(argv)
     try:
         model, meta = load_bundle(args.model)
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.images:
         try:
             ranked = predict_file(model, meta, path, args.top_k)
-        except (data.BadImageError, FileNotFoundError) as err:
+        except (data.BadImageError, OSError) as err:      # missing file, a folder, an unreadable image
             print(f"error: {err}", file=sys.stderr)
             status = 1
             continue

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from helpers import env
+from helpers import env, files
 
 RESULTS_FILE = "results.json"
 
@@ -25,24 +23,16 @@ def read_results(path: Path | None = None) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and ``os.replace``: never half-written."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def record_result(lesson: str, device: torch.device, **figures) -> dict:
-    """Merge `figures` (accuracy, wall time, ...) for `lesson` into results.json and return the entry."""
+    """Write `figures` (accuracy, wall time, ...) as `lesson`'s entry of results.json and return the entry.
+
+    The entry replaces the lesson's previous one as a whole (with the hardware, torch version and date
+    added); the other lessons' entries are kept. The file is rewritten atomically.
+    """
     entry = {**figures, "hardware": env.hardware_summary(device), "torch": torch.__version__,
              "date": dt.date.today().isoformat()}
     path = results_path()
     results = read_results(path)
     results[lesson] = entry
-    atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
+    files.atomic_write_text(path, json.dumps(results, indent=2, sort_keys=True) + "\n")
     return entry

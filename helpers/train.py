@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers import checkpoint
+from helpers import checkpoint, metrics
 
 MONITORS = ("val_loss", "val_acc")   # lower is better, higher is better
 CHECKPOINT_FORMAT = "course-checkpoint-1"
@@ -51,7 +51,7 @@ class FitConfig:
     resume_from: str | Path | None = None   # a last.pt to continue exactly where it stopped
     loss_fn: Callable | None = None         # training loss on (logits, labels); None = cross-entropy
     progress: bool = True                   # tqdm progress bars (one per loop level)
-    meta: dict = field(default_factory=dict)    # model_name, model_args, class_names, mean, std, ...
+    meta: checkpoint.ModelMeta | None = None    # what the model is, saved in every checkpoint
 
 
 @dataclass
@@ -74,6 +74,7 @@ class Amp:
     On CUDA: float16 autocast plus a GradScaler (small fp16 gradients would underflow to 0 without
     it). Elsewhere (CPU, MPS): bfloat16 autocast, which needs no scaler; off by default because it
     pays only on CPUs with bf16 units and is slower elsewhere: ``autocast_speedup`` measures it.
+    Lesson 04 writes the same step by hand before handing it to this class.
     """
 
     def __init__(self, device: torch.device, enabled: bool | None = None):
@@ -101,46 +102,44 @@ class Amp:
         return f"Amp({self.device_type} autocast {str(self.dtype).removeprefix('torch.')}{scaler})"
 
 
-def autocast_speedup(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                     dtype: torch.dtype = torch.bfloat16, steps: int = 5) -> float:
-    """Return how many times faster a training step (forward + backward) of `model` runs under
-    ``torch.autocast(dtype)`` than in float32, measured on this batch; 0.0 where autocast fails.
+def training_images_per_s(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: Amp | None = None,
+                          *, transform: Callable | None = None, steps: int = 5, seconds: float = 0.0) -> float:
+    """Return how many images/s a training step of `model` processes on this batch, on this machine.
 
-    Whether mixed precision pays depends on the hardware: CPUs with bf16 units (AVX512-BF16, AMX) and
-    recent GPUs gain, other CPUs lose, so measure instead of guessing. Works on a copy: `model`
-    (its weights and BatchNorm statistics) is left untouched.
+    A step is `transform` (e.g. batch augmentation, if given), forward under `amp`, cross-entropy,
+    backward and an AdamW update, timed with ``metrics.images_per_second`` after one warm-up step.
+    Works on a copy: `model` (its weights and BatchNorm statistics) is left untouched.
     """
     probe = copy.deepcopy(model).train()
+    amp = amp or Amp(images.device, enabled=False)
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-4)
+
+    def step() -> int:
+        with amp.autocast():
+            loss = F.cross_entropy(probe(transform(images) if transform else images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        amp.backward_step(loss, optimizer)
+        return len(labels)
+
+    return metrics.images_per_second(step, images.device, min_steps=steps, min_seconds=seconds)
+
+
+def autocast_speedup(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 5) -> float:
+    """Return how many times faster a training step of `model` runs with mixed precision (``Amp`` on)
+    than in float32, measured on this batch; 0.0 where autocast is unavailable or fails.
+
+    Whether mixed precision pays depends on the hardware: CPUs with bf16 units (AVX512-BF16, AMX) and
+    recent GPUs gain, other CPUs lose, so measure instead of guessing. `model` is left untouched.
+    """
     device_type = images.device.type
-
-    def seconds(enabled: bool) -> float:
-        def step() -> None:
-            with torch.autocast(device_type, dtype=dtype, enabled=enabled):
-                loss = F.cross_entropy(probe(images).float(), labels)
-            loss.backward()
-            probe.zero_grad(set_to_none=True)
-        step()                                       # warm-up: first calls pick kernels and allocate
-        _synchronize(images.device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        _synchronize(images.device)
-        return time.perf_counter() - start
-
-    with torch.autocast(device_type, dtype=dtype):
+    with torch.autocast(device_type, dtype=Amp(images.device, True).dtype):
         if not torch.is_autocast_enabled(device_type):    # torch turned it off: no such autocast here
             return 0.0
     try:
-        return seconds(False) / seconds(True)
+        return (training_images_per_s(model, images, labels, Amp(images.device, True), steps=steps)
+                / training_images_per_s(model, images, labels, Amp(images.device, False), steps=steps))
     except RuntimeError:                                  # autocast exists, a kernel of this model does not
         return 0.0
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def logits_of(output) -> torch.Tensor:
@@ -237,6 +236,7 @@ class _Run:
     amp: Amp
     generator: torch.Generator | None
     config: FitConfig
+    settings: dict = field(default_factory=dict)   # what a resumed run must share with this one
     history: History = field(default_factory=History)
     epoch: int = 0
     best: float | None = None
@@ -246,7 +246,8 @@ class _Run:
         return {
             "format": CHECKPOINT_FORMAT,
             "model": checkpoint.unwrap_model(self.model).state_dict(),
-            "meta": dict(self.config.meta),
+            "meta": self.config.meta.to_dict() if self.config.meta is not None else None,
+            "settings": self.settings,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.amp.scaler.state_dict(),
@@ -264,8 +265,10 @@ class _Run:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise checkpoint.CheckpointError(f"{path} is not a training checkpoint written by fit "
                                              f"(no format {CHECKPOINT_FORMAT!r}); resume needs its last.pt.")
-        checkpoint.check_compatible(state, self.config.meta.get("model_name"),
-                                    self.config.meta.get("class_names"), path)
+        if self.config.meta is not None and state.get("meta") is not None:
+            checkpoint.check_compatible(checkpoint.ModelMeta.from_dict(state["meta"], path),
+                                        self.config.meta.model_name, self.config.meta.class_names, path)
+        check_same_settings(state.get("settings") or {}, self.settings, path)
         checkpoint.load_weights(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -288,6 +291,36 @@ class _Run:
             self.bad_epochs += 1
 
 
+def run_settings(train_loader, optimizer: torch.optim.Optimizer) -> dict:
+    """Return the settings a resumed run must share with the run it continues: the learning rate each
+    parameter group started from, the batch size and the number of batches per epoch."""
+    return {"lr": [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups],
+            "batch_size": _batch_size(train_loader),
+            "batches_per_epoch": len(train_loader) if hasattr(train_loader, "__len__") else None}
+
+
+def _batch_size(loader) -> int | None:
+    while loader is not None:
+        for holder in (loader, getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+            if isinstance(getattr(holder, "batch_size", None), int):
+                return holder.batch_size
+        loader = getattr(loader, "loader", None)       # DeviceLoader, TimeLimited wrap another loader
+    return None
+
+
+def check_same_settings(saved: dict, current: dict, path: str | Path) -> None:
+    """Raise CheckpointError naming each setting (lr, batch size) in which this run differs from the saved one."""
+    names = {"lr": "learning rate", "batch_size": "batch size", "batches_per_epoch": "batches per epoch"}
+    differ = [f"{names[key]} {saved[key]} in {Path(path).name}, {current[key]} now" for key in names
+              if saved.get(key) is not None and current.get(key) is not None and saved[key] != current[key]]
+    if differ:
+        raise checkpoint.CheckpointError(
+            f"cannot resume from {path}: this run differs from the one that wrote it ({'; '.join(differ)}). "
+            f"Resuming continues the saved run exactly, learning-rate schedule included, so build the optimizer "
+            f"and the loaders as that run did. To train with the new settings, start a fresh run "
+            f"(resume_from=None, a new checkpoint_dir).")
+
+
 def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optimizer,
         device: torch.device, config: FitConfig | None = None, scheduler=None) -> History:
     """Train `model` for ``config.num_epochs`` epochs (or until early stopping) and return its History.
@@ -302,7 +335,7 @@ def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optim
     if config.scheduler_step not in ("epoch", "batch"):
         raise ValueError(f"scheduler_step={config.scheduler_step!r}; use 'epoch' or 'batch'")
     run = _Run(model, optimizer, scheduler, Amp(device, config.amp),
-               getattr(train_loader, "generator", None), config)
+               getattr(train_loader, "generator", None), config, run_settings(train_loader, optimizer))
     if config.resume_from is not None:
         run.restore(config.resume_from, device)
         print(f"resumed from epoch {run.epoch} of {Path(config.resume_from).name}")

@@ -3,8 +3,8 @@
     python scripts/bench_efficientnet.py                      # 48 and 64 px, batch 64
     python scripts/bench_efficientnet.py --sizes 48 64 96 --channels-last --freeze 0 3
 
-Random tensors stand in for the images, so this times the model alone (forward, backward and an Adam
-step on 3 x size x size inputs, 7 classes), not the image decoding. Each setting is timed `--repeats`
+Random tensors stand in for the images, so this times the model alone (forward, backward and an AdamW
+step on 3 x size x size inputs, 7 classes, ``train.training_images_per_s``), not the image decoding. Each setting is timed `--repeats`
 times; the median is the figure to quote, the best shows what the machine does undisturbed. Run it while nothing
 else heavy runs: other jobs on the same cores skew the figures.
 """
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
-from helpers import efficientnet, env
+from helpers import efficientnet, env, metrics, train
 
 NUM_CLASSES = 7
 
@@ -26,14 +25,21 @@ def eval_images_per_s(model: torch.nn.Module, size: int, batch_size: int, num_st
     """Return inference images/s of `model` (eval mode, no gradients) on random batches."""
     images = torch.randn(batch_size, 3, size, size, device=device)
     model.eval()
-    with torch.inference_mode():
-        model(images)                                   # warm-up
-        start = time.perf_counter()
-        for _ in range(num_steps):
+
+    def step() -> int:
+        with torch.inference_mode():
             model(images)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    return num_steps * batch_size / (time.perf_counter() - start)
+        return batch_size
+
+    return metrics.images_per_second(step, device, min_steps=num_steps)
+
+
+def train_images_per_s(model: torch.nn.Module, size: int, batch_size: int, num_steps: int,
+                       device: torch.device) -> float:
+    """Return training images/s of `model` on random 3 x size x size batches of 7 classes."""
+    images = torch.randn(batch_size, 3, size, size, device=device)
+    labels = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
+    return train.training_images_per_s(model, images, labels, steps=num_steps)
 
 
 def main() -> None:
@@ -61,13 +67,13 @@ def main() -> None:
                 model, _ = efficientnet.build_efficientnet_b0(NUM_CLASSES, pretrained=False)
                 efficientnet.freeze_features(model, frozen)
                 model = model.to(device, memory_format=layout)
-                train = [efficientnet.train_images_per_s(model, size, args.batch_size, args.steps, device)
-                         for _ in range(args.repeats)]
-                evaluate = [eval_images_per_s(model, size, args.batch_size, args.steps, device)
-                            for _ in range(args.repeats)]
+                train_rates = [train_images_per_s(model, size, args.batch_size, args.steps, device)
+                               for _ in range(args.repeats)]
+                eval_rates = [eval_images_per_s(model, size, args.batch_size, args.steps, device)
+                              for _ in range(args.repeats)]
                 name = "channels_last" if layout is torch.channels_last else "contiguous"
-                print(f"{size:>5} {frozen:>6} {name:>13} {statistics.median(train):>19.1f} {max(train):>7.1f} "
-                      f"{statistics.median(evaluate):>18.1f} {max(evaluate):>7.1f}", flush=True)
+                print(f"{size:>5} {frozen:>6} {name:>13} {statistics.median(train_rates):>19.1f} {max(train_rates):>7.1f} "
+                      f"{statistics.median(eval_rates):>18.1f} {max(eval_rates):>7.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Measure EmotionNet's training speed (images/s) at several input sizes, with and without mixed precision.
 
-Each measurement times full training steps on this machine: batch augmentation of 48x48 uint8 faces
-up to the input size, forward, cross-entropy, backward and an AdamW step. Mixed precision means
+Each measurement times full training steps on this machine (``train.training_images_per_s``): batch
+augmentation of 48x48 uint8 faces up to the input size, forward, cross-entropy, backward and an AdamW step. Mixed precision means
 fp16 autocast + GradScaler on CUDA and bf16 autocast on CPU.
 
     python scripts/bench_emotionnet.py                       # 224 vs 64 vs 48 px, AMP off and on
@@ -12,41 +12,20 @@ Run it while nothing else heavy runs: other jobs on the same cores skew the figu
 from __future__ import annotations
 
 import argparse
-import time
-
 import torch
-import torch.nn.functional as F
 
-from helpers import data, emotionnet, env, train
+from helpers import data, env, models, train, transforms
 
 
 def images_per_second(size: int, amp_on: bool, batch_size: int, seconds: float, device: torch.device) -> float:
     """Return training images/s of EmotionNet at `size` px (area=1 below 64 px, where area=4 cannot split)."""
     env.seed_everything(0)
-    model = emotionnet.EmotionNet(area=4 if size >= 64 else 1).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    augment = data.FaceBatchTransform(size, data.FER_MEAN, data.FER_STD, train=True)
-    amp = train.Amp(device, enabled=amp_on)
+    model = models.build_model("emotionnet", 7, area=4 if size >= 64 else 1).to(device)
+    augment = transforms.FaceBatchTransform(size, data.FER_MEAN, data.FER_STD, train=True)
     faces = torch.randint(0, 256, (batch_size, 1, 48, 48), dtype=torch.uint8, device=device)
     labels = torch.randint(0, 7, (batch_size,), device=device)
-    model.train()
-
-    def step() -> None:
-        with amp.autocast():
-            loss = F.cross_entropy(model(augment(faces)), labels)
-        optimizer.zero_grad(set_to_none=True)
-        amp.backward_step(loss, optimizer)
-
-    step()  # warm-up: allocations, kernel selection
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start, steps = time.perf_counter(), 0
-    while steps < 3 or time.perf_counter() - start < seconds:  # at least 3 steps, at least `seconds`
-        step()
-        steps += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return steps * batch_size / (time.perf_counter() - start)
+    return train.training_images_per_s(model, faces, labels, train.Amp(device, enabled=amp_on),
+                                       transform=augment, steps=3, seconds=seconds)
 
 
 def main() -> None:

@@ -4,14 +4,14 @@
     python scripts/bench_fashion_mnist.py --part loading                  # only the Dataset paths (seconds)
     python scripts/bench_fashion_mnist.py --part training --fp32          # the course's recipe without bf16
 
-Training: both recipes train on the same 54,000 images (the training CSV minus a seeded
-6,000-image validation split), validate after every epoch, and are then scored once on the 10,000
+Training: both recipes train on the same 54,000 images (the training CSV minus a seeded, stratified
+6,000-image validation split, the one lesson 03 makes), validate after every epoch, and are then scored once on the 10,000
 test images. The time is wall-clock (and process CPU time) from the first training batch to the end
 of the last validation; reading the CSV is common to both and not counted, and so is the final test
 scoring. The source's recipe gets the same preloaded tensors as ours (it would be slower still with
 its per-row PIL pipeline) and trains in float32, as the source does.
 
-The course's recipe: models.FashionCNN, Adam (fused) with a one-cycle schedule, flips, label smoothing,
+The course's recipe (``helpers.recipes.FASHION_COURSE``, the object lesson 03 reads its settings from): models.FashionCNN, Adam (fused) with a one-cycle schedule, flips, label smoothing,
 channels_last, bfloat16 autocast where a training step measures more than 1.2x faster with it
 (``train.autocast_speedup``, as the notebook decides; 1.41x in the run quoted, on the course's CPU, which
 has AVX512-BF16), and test-time flips. Its test accuracy is printed with and without the flips.
@@ -27,53 +27,26 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, random_split
+from torch.utils.data import DataLoader
 
-from helpers import data, env, fashion_csv, finder, models
+from helpers import data, env, fashion_csv, finder, metrics, models, transforms
 from helpers import train as course_train
+from helpers.recipes import BF16_MIN_SPEEDUP, FASHION_COURSE, FASHION_SOURCE, SPLIT_SEED, VAL_FRACTION, Recipe
 
-VAL_SIZE = 6_000      # images carved from the training CSV for validation (same as the notebook)
-SPLIT_SEED = 42       # the notebook's SEED: the same split
 BATCH = 256           # loading benchmark batch size
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One way to train: the model, optimiser settings and data handling."""
-    name: str
-    model: str
-    epochs: int
-    batch_size: int
-    lr: float                  # Adam; the peak LR when one_cycle is on
-    one_cycle: bool            # OneCycleLR, stepped every batch
-    padding: int               # random shift of up to this many pixels (0 = none) on every training batch
-    flip: bool                 # random horizontal flip on every training batch
-    label_smoothing: float     # CrossEntropyLoss(label_smoothing=...)
-    channels_last: bool
-    normalize: bool            # subtract FASHION_MEAN, divide by FASHION_STD (else pixels in 0-1)
-    bf16: bool = False         # bfloat16 autocast for forward passes (training and evaluation)
-    tta: bool = False          # test-time flips: average the log-probabilities of each image and its mirror
-    fused_adam: bool = False   # Adam(fused=True): one call updates all the weights (about 1% of a step here)
-
-
-SOURCE = Recipe("source", "source_cnn", epochs=20, batch_size=256, lr=1e-3, one_cycle=False, padding=0,
-                flip=False, label_smoothing=0.0, channels_last=False, normalize=False)
-COURSE = Recipe("course", "fashion_cnn", epochs=9, batch_size=256, lr=4e-3, one_cycle=True, padding=0,
-                flip=True, label_smoothing=0.1, channels_last=True, normalize=True, bf16=True, tta=True,
-                fused_adam=True)
 
 
 def prepare(images: torch.Tensor, recipe: Recipe, train: bool, generator: torch.Generator) -> torch.Tensor:
     """Return a uint8 batch as the float input `recipe` expects (augmented when training)."""
     if train and (recipe.padding or recipe.flip):
-        images = fashion_csv.random_crop_flip(images, recipe.padding, recipe.flip, generator=generator)
+        images = transforms.random_crop_flip(images, recipe.padding, recipe.flip, generator=generator)
     mean, std = (data.FASHION_MEAN, data.FASHION_STD) if recipe.normalize else ((0.0,), (1.0,))
-    images = fashion_csv.to_float(images, mean, std)
+    images = transforms.to_float(images, mean, std)
     return images.contiguous(memory_format=torch.channels_last) if recipe.channels_last else images
 
 
@@ -115,9 +88,9 @@ def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
     model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    train_loader = fashion_csv.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator,
+    train_loader = data.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator,
                                             drop_last=True)
-    val_loader = fashion_csv.batch_loader(val_set, 1024)
+    val_loader = data.batch_loader(val_set, 1024)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, fused=recipe.fused_adam or None)
     scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * len(train_loader))
                  if recipe.one_cycle else None)
@@ -138,7 +111,7 @@ def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
         print(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  train_loss {loss.item():.3f}  val_acc {val_acc:.4f}  "
               f"{time.perf_counter() - wall:.0f} s", flush=True)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    test_loader = fashion_csv.batch_loader(test_set, 1024)
+    test_loader = data.batch_loader(test_set, 1024)
     test_acc = accuracy(model, test_loader, recipe, generator, recipe.tta)
     test_acc_no_tta = accuracy(model, test_loader, recipe, generator) if recipe.tta else test_acc
     return {"recipe": asdict(recipe), "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
@@ -147,28 +120,27 @@ def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
             "parameters": models.count_parameters(model)}
 
 
-def images_per_second(loader: DataLoader, passes: int = 2) -> float:
+def loader_images_per_s(loader: DataLoader, passes: int = 2) -> float:
     """Return images/s for full passes over `loader` (after one warm-up pass), float conversion included."""
-    for _ in loader:
-        pass
-    start, seen = time.perf_counter(), 0
-    for _ in range(passes):
+    def one_pass() -> int:
+        seen = 0
         for images, labels in loader:
             images = images.float() / 255 if images.dtype == torch.uint8 else images
             seen += len(labels)
-    return seen / (time.perf_counter() - start)
+        return seen
+    return metrics.images_per_second(one_pass, min_steps=passes)
 
 
 def bench_loading(test_csv: Path) -> dict:
     """Return images/s of the per-row PIL path and of the tensor Dataset (item by item and batched)."""
-    fast, slow = fashion_csv.FashionCSV(test_csv), fashion_csv.PILFashionCSV(test_csv)
+    fast, slow = fashion_csv.load_fashion_csv(test_csv), fashion_csv.PILFashionCSV(test_csv)
     generator = torch.Generator().manual_seed(0)
     rates = {
-        "pil_per_item": images_per_second(DataLoader(slow, BATCH, shuffle=True, generator=generator)),
-        "pil_per_item_2_workers": images_per_second(DataLoader(slow, BATCH, shuffle=True, generator=generator,
+        "pil_per_item": loader_images_per_s(DataLoader(slow, BATCH, shuffle=True, generator=generator)),
+        "pil_per_item_2_workers": loader_images_per_s(DataLoader(slow, BATCH, shuffle=True, generator=generator,
                                                                num_workers=2, persistent_workers=True)),
-        "tensor_per_item": images_per_second(DataLoader(fast, BATCH, shuffle=True, generator=generator)),
-        "tensor_per_batch": images_per_second(fashion_csv.batch_loader(fast, BATCH, shuffle=True, generator=generator)),
+        "tensor_per_item": loader_images_per_s(DataLoader(fast, BATCH, shuffle=True, generator=generator)),
+        "tensor_per_batch": loader_images_per_s(data.batch_loader(fast, BATCH, shuffle=True, generator=generator)),
     }
     for name, rate in rates.items():
         print(f"  {name:<24}{rate:>12,.0f} images/s   {rate / rates['pil_per_item']:6.1f}x the PIL path", flush=True)
@@ -193,18 +165,19 @@ def main() -> None:
         print("Loading (test CSV through a DataLoader, batch 256, one process):", flush=True)
         report["loading_images_per_s"] = bench_loading(found.test)
     if args.part in ("all", "training"):
-        full = fashion_csv.FashionCSV(found.train)
-        train_set, val_set = random_split(full, [len(full) - VAL_SIZE, VAL_SIZE],
-                                          generator=torch.Generator().manual_seed(SPLIT_SEED))
-        test_set = fashion_csv.FashionCSV(found.test)
-        course = COURSE
-        speedup = bf16_speedup(COURSE, train_set)
+        full = fashion_csv.load_fashion_csv(found.train)
+        train_idx, val_idx = data.split_indices(full.targets, torch.Generator().manual_seed(SPLIT_SEED),
+                                                (1 - VAL_FRACTION, VAL_FRACTION))
+        train_set, val_set = full.subset(train_idx), full.subset(val_idx)
+        test_set = fashion_csv.load_fashion_csv(found.test)
+        course = FASHION_COURSE
+        speedup = bf16_speedup(FASHION_COURSE, train_set)
         report["bf16_speedup"] = round(speedup, 2)
-        if args.fp32 or speedup <= 1.2:
-            course = replace(COURSE, bf16=False)
+        if args.fp32 or speedup <= BF16_MIN_SPEEDUP:
+            course = replace(FASHION_COURSE, bf16=False)
         print(f"bf16 autocast: {speedup:.2f}x the float32 speed of a training step here; the course's recipe "
               f"trains in {'bfloat16' if course.bf16 else 'float32'}", flush=True)
-        runs = [train(SOURCE, train_set, val_set, test_set, s) for s in args.source_seeds]
+        runs = [train(FASHION_SOURCE, train_set, val_set, test_set, s) for s in args.source_seeds]
         runs += [train(course, train_set, val_set, test_set, s) for s in args.seeds]
         report["training"] = runs
         print("\nrecipe  seed  epochs  wall s  CPU s  train img/s  val acc  test acc  (no test flips)")

@@ -8,12 +8,22 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import checkpoint, finder
+from helpers import checkpoint, data, finder, models
 
 
 class Gadget:
     """A class the weights_only unpickler does not know: stands for any code inside a pickle."""
 
+
+class RunsAShellCommand:
+    """Unpickling this calls os.system: what a hostile checkpoint would do."""
+
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+FASHION_META = checkpoint.ModelMeta("fashion_cnn", {"num_classes": 10}, data.FASHION_CLASSES, 28,
+                                    data.FASHION_MEAN, data.FASHION_STD)
 
 
 def linear(num_classes=7):
@@ -49,9 +59,11 @@ def test_a_crash_while_saving_leaves_the_old_file_intact(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["last.pt"], "the half-written temporary file must be removed"
 
 
-def test_a_missing_file_is_named(tmp_path):
+def test_a_missing_file_and_a_folder_are_named(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=r"nope\.pt: no such checkpoint file"):
         checkpoint.load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="is a folder, not a checkpoint file"):
+        checkpoint.load_checkpoint(tmp_path)
 
 
 @pytest.mark.parametrize("content", [b"just some text\n", b"", None], ids=["text", "empty", "jpeg"])
@@ -81,6 +93,17 @@ def test_a_pickle_that_needs_code_is_refused_with_the_weights_only_explanation(t
     assert "from_the_internet.pt" in message and "Gadget" in message
     assert "weights_only=True" in message and "trust" in message
     assert "add_safe_globals" in message and "safe_globals" in message
+
+
+def test_a_pickle_that_calls_os_system_is_called_hostile_not_damaged(tmp_path, capfd):
+    path = tmp_path / "free_model.pt"
+    torch.save({"model": linear().state_dict(), "payload": RunsAShellCommand()}, path)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load_checkpoint(path)
+    message = str(err.value)
+    assert "free_model.pt asks to run" in message and "system" in message and "nothing ran" in message
+    assert "damaged" not in message and "add_safe_globals" not in message, "never advise allowing os.system"
+    assert "this must never run" not in capfd.readouterr().out
 
 
 def test_a_whole_pickled_model_is_refused(tmp_path):
@@ -124,12 +147,59 @@ def test_unwrap_model_returns_the_plain_module():
 
 
 def test_check_compatible_names_the_model_and_the_classes():
-    state = {"meta": {"model_name": "EmotionNet", "model_args": {"num_classes": 7}, "class_names": ["a", "b"]}}
-    checkpoint.check_compatible(state, "EmotionNet", ["a", "b"])
-    with pytest.raises(checkpoint.CheckpointError, match="holds a 'EmotionNet' model"):
-        checkpoint.check_compatible(state, "TinyCNN", path="x.pt")
+    meta = checkpoint.ModelMeta("emotionnet", {"num_classes": 2}, ("a", "b"), 64, (0.5,), (0.25,))
+    checkpoint.check_compatible(meta, "emotionnet", ["a", "b"])
+    with pytest.raises(checkpoint.CheckpointError, match="holds a 'emotionnet' model"):
+        checkpoint.check_compatible(meta, "fashion_cnn", path="x.pt")
     with pytest.raises(checkpoint.CheckpointError, match=r"trained on classes \['a', 'b'\]"):
-        checkpoint.check_compatible(state, class_names=["a", "b", "c"])
+        checkpoint.check_compatible(meta, class_names=["a", "b", "c"])
+
+
+def test_model_meta_round_trips_through_a_weights_only_file(tmp_path):
+    path = checkpoint.save_checkpoint(tmp_path / "m.pt", {"meta": FASHION_META.to_dict()})
+    assert checkpoint.ModelMeta.from_dict(checkpoint.load_checkpoint(path)["meta"]) == FASHION_META
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"model_name": "resnet_999"}, "not in the registry"),
+    ({"class_names": ("a", "b")}, "2 class names but model_args num_classes=10"),
+    ({"mean": (0.5, 0.5)}, "one value per channel"),
+    ({"image_mode": "CMYK"}, "use 'L'"),
+    ({"background": 300}, "grey level 0-255"),
+])
+def test_model_meta_refuses_what_cannot_be_rebuilt(change, message):
+    with pytest.raises(ValueError, match=message):
+        checkpoint.ModelMeta(**{**FASHION_META.to_dict(), **change})
+
+
+def test_meta_from_a_file_names_missing_fields_and_newer_versions():
+    with pytest.raises(checkpoint.CheckpointError, match=r"x\.pt: its meta lacks \['input_size', 'mean', 'std'\]"):
+        checkpoint.ModelMeta.from_dict({"model_name": "fashion_cnn", "model_args": {}, "class_names": []}, "x.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="newer course"):
+        checkpoint.ModelMeta.from_dict({**FASHION_META.to_dict(), "version": 99})
+
+
+def test_load_model_rebuilds_any_registered_model_and_checks_what_it_is(tmp_path):
+    torch.manual_seed(0)
+    model = models.build_model("fashion_cnn", 10).eval()
+    path = checkpoint.save_checkpoint(tmp_path / "m.pt", {"model": model.state_dict(), "meta": FASHION_META.to_dict()})
+    loaded, meta = checkpoint.load_model(path, class_names=data.FASHION_CLASSES, model_name="fashion_cnn")
+    x = torch.randn(2, 1, 28, 28)
+    assert meta == FASHION_META and not loaded.training and torch.equal(loaded(x), model(x))
+    with pytest.raises(checkpoint.CheckpointError, match="holds a 'fashion_cnn' model"):
+        checkpoint.load_model(path, model_name="emotionnet")
+    with pytest.raises(checkpoint.CheckpointError, match="trained on classes"):
+        checkpoint.load_model(path, class_names=data.FER_CLASSES)
+
+
+def test_load_model_names_weights_that_do_not_fit_their_meta(tmp_path):
+    wrong = models.build_model("fashion_cnn", 10, widths=(8, 16, 32)).state_dict()
+    path = checkpoint.save_checkpoint(tmp_path / "m.pt", {"model": wrong, "meta": FASHION_META.to_dict()})
+    with pytest.raises(checkpoint.CheckpointError, match=r"m\.pt: The checkpoint does not fit this FashionCNN"):
+        checkpoint.load_model(path)
+    checkpoint.save_checkpoint(path, {"model": wrong})
+    with pytest.raises(checkpoint.CheckpointError, match="no 'model' weights with a 'meta' description"):
+        checkpoint.load_model(path)
 
 
 def test_rng_states_survive_a_weights_only_round_trip(tmp_path):

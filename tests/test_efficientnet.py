@@ -1,4 +1,4 @@
-"""EfficientNet-B0 for lesson 06: the new head, the offline fallback (fast, never hanging), freezing, transforms."""
+"""EfficientNet-B0 for lesson 06: the new head, the offline fallback (fast, never hanging), freezing, the registry."""
 import time
 import urllib.error
 
@@ -6,10 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import data, efficientnet, finder
-
-FER_TRAIN = finder.SAMPLES_DIR / "fer2013" / "train"
-
+from helpers import efficientnet, finder, models
 
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
@@ -92,19 +89,9 @@ def test_freeze_features_stops_gradients_in_the_first_blocks():
         efficientnet.freeze_features(model, 10)
 
 
-def test_face_transforms_give_three_identical_channels():
-    face = data.load_image(next((FER_TRAIN / "happy").glob("*.jpg")))
-    eval_tf = efficientnet.face_transforms(64, data.IMAGENET_MEAN, data.IMAGENET_STD, train=False)
-    image = eval_tf(face)
-    assert image.shape == (3, 64, 64)
-    unnormalised = image * torch.tensor(data.IMAGENET_STD).view(3, 1, 1) + torch.tensor(data.IMAGENET_MEAN).view(3, 1, 1)
-    assert torch.allclose(unnormalised[0], unnormalised[1], atol=1e-5)
-    with pytest.raises(ValueError, match="3 channels"):
-        efficientnet.face_transforms(64, data.FER_MEAN, data.FER_STD, train=True)
-
-
-def test_train_speed_is_measured():
-    model, _ = efficientnet.build_efficientnet_b0(7, pretrained=False)
-    speed = efficientnet.train_images_per_s(model, 32, batch_size=2, num_steps=1, device=torch.device("cpu"),
-                                            warmup_steps=0)
-    assert speed > 0
+def test_the_registry_builds_the_same_architecture_a_checkpoint_was_saved_from():
+    torch.manual_seed(0)
+    trained, _ = efficientnet.build_efficientnet_b0(7, pretrained=False)
+    rebuilt = models.build_model("efficientnet_b0", 7)
+    rebuilt.load_state_dict(trained.state_dict(), strict=True)
+    assert [type(m) for m in rebuilt.classifier] == [nn.Dropout, nn.Linear]

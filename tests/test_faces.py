@@ -6,7 +6,7 @@ import pytest
 import torch
 import ultralytics
 
-from helpers import data, emotionnet, faces
+from helpers import data, emotionnet, faces, plots, transforms
 
 matplotlib.use("Agg")
 ASSETS = Path(ultralytics.__file__).parent / "assets"
@@ -32,14 +32,14 @@ def test_crops_look_like_fer_images(detector):
     assert faces.crop_faces(image, faces.find_faces(image[:10, :10], detector)).shape == (0, 1, 48, 48)
 
 
-def test_classify_and_draw(detector):
+def test_classify_the_faces_of_a_real_photo(detector):
     image = faces.read_image(ASSETS / "bus.jpg")
     boxes = faces.find_faces(image, detector)
     model = emotionnet.EmotionNet()
     probs = faces.classify_faces(model, faces.crop_faces(image, boxes),
-                                 data.FaceBatchTransform(64, data.FER_MEAN, data.FER_STD), torch.device("cpu"))
+                                 transforms.FaceBatchTransform(64, data.FER_MEAN, data.FER_STD), torch.device("cpu"))
     assert probs.shape == (len(boxes), 7) and torch.allclose(probs.sum(1), torch.ones(len(boxes)))
-    ax = faces.draw_predictions(image, boxes, probs, data.FER_CLASSES)
+    ax = plots.draw_predictions(image, boxes, probs, data.FER_CLASSES)
     assert len(ax.patches) == len(boxes) and len(ax.texts) == len(boxes)
 
 

@@ -1,13 +1,12 @@
-"""The Fashion-MNIST CSV Datasets: what they return, and the errors bad files get."""
+"""helpers.fashion_csv: reading the Kaggle Fashion-MNIST CSV, its slow PIL path, and the errors bad files get."""
 import gzip
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from helpers import data, fashion_csv, finder
+from helpers import fashion_csv, finder
 
 SAMPLE_TRAIN = finder.SAMPLES_DIR / "fashion-mnist" / "fashion-mnist_train.csv.gz"
 SAMPLE_TEST = finder.SAMPLES_DIR / "fashion-mnist" / "fashion-mnist_test.csv.gz"
@@ -39,48 +38,12 @@ def test_csv_images_match_the_idx_files_pixel_for_pixel():
     assert torch.equal(images, torch.from_numpy(idx.copy()))
 
 
-def test_dataset_items_and_targets():
-    dataset = fashion_csv.FashionCSV(SAMPLE_TEST)
-    image, label = dataset[7]
-    assert len(dataset) == 500 and dataset.classes == list(data.FASHION_CLASSES)
-    assert image.shape == (1, 28, 28) and image.dtype == torch.uint8
-    assert isinstance(label, int) and label == int(dataset.targets[7])
-
-
-def test_dataset_applies_its_transform_and_reads_max_rows():
-    dataset = fashion_csv.FashionCSV(SAMPLE_TEST, transform=lambda x: x.float() / 255, max_rows=30)
-    image, _ = dataset[0]
-    assert len(dataset) == 30 and image.dtype == torch.float32 and 0 <= image.min() <= image.max() <= 1
-
-
 def test_pil_path_gives_the_same_pixels_as_the_tensor_path():
-    fast, slow = fashion_csv.FashionCSV(SAMPLE_TEST, max_rows=50), fashion_csv.PILFashionCSV(SAMPLE_TEST, max_rows=50)
+    fast, slow = fashion_csv.load_fashion_csv(SAMPLE_TEST, max_rows=50), fashion_csv.PILFashionCSV(SAMPLE_TEST, max_rows=50)
     for i in (0, 17, 49):
         (fast_image, fast_label), (slow_image, slow_label) = fast[i], slow[i]
         assert slow_image.shape == (1, 28, 28) and slow_image.dtype == torch.float32
         assert torch.allclose(fast_image.float() / 255, slow_image) and fast_label == slow_label
-
-
-def test_dataloader_batches():
-    loader = DataLoader(fashion_csv.FashionCSV(SAMPLE_TEST), batch_size=64, shuffle=True,
-                        generator=torch.Generator().manual_seed(0), drop_last=True)
-    images, labels = next(iter(loader))
-    assert images.shape == (64, 1, 28, 28) and images.dtype == torch.uint8
-    assert labels.shape == (64,) and labels.dtype == torch.int64
-    assert len(loader) == 500 // 64
-
-
-def test_batch_loader_yields_whole_batches_like_the_item_loader():
-    dataset = fashion_csv.FashionCSV(SAMPLE_TEST)
-    loader = fashion_csv.batch_loader(dataset, 128, shuffle=True, generator=torch.Generator().manual_seed(0),
-                                      drop_last=False)
-    batches = list(loader)
-    assert [len(labels) for _, labels in batches] == [128, 128, 128, 116]
-    images, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    order = labels.argsort(stable=True)
-    assert images.dtype == torch.uint8 and sorted(labels.tolist()) == sorted(dataset.labels.tolist())
-    assert not torch.equal(labels, dataset.labels), "shuffle=True must change the order"
-    assert len(order) == len(dataset)
 
 
 # ---------------------------------------------------------------- bad input
@@ -167,7 +130,7 @@ def test_empty_file_and_header_only_are_reported(tmp_path):
 
 def test_missing_file_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="find_fashion_mnist_csv"):
-        fashion_csv.FashionCSV(tmp_path / "nope.csv")
+        fashion_csv.load_fashion_csv(tmp_path / "nope.csv")
 
 
 def test_pil_dataset_checks_its_input_too(sample_frame, tmp_path):
@@ -175,30 +138,3 @@ def test_pil_dataset_checks_its_input_too(sample_frame, tmp_path):
     frame.loc[0, "label"] = 12
     with pytest.raises(fashion_csv.BadCSVError, match="data row 0"):
         fashion_csv.PILFashionCSV(write_csv(frame, tmp_path / "bad.csv"))
-
-
-# ---------------------------------------------------------------- whole-batch augmentation
-
-def test_random_crop_flip_shifts_each_image_within_the_padding():
-    images, _ = fashion_csv.read_fashion_csv(SAMPLE_TEST, max_rows=64)
-    out = fashion_csv.random_crop_flip(images, padding=2, flip=False, generator=torch.Generator().manual_seed(1))
-    padded = torch.nn.functional.pad(images, (2, 2, 2, 2))
-    assert out.shape == images.shape and out.dtype == torch.uint8
-    for b in range(len(images)):
-        assert any(torch.equal(out[b], padded[b, :, r:r + 28, c:c + 28]) for r in range(5) for c in range(5))
-    assert not torch.equal(out, images), "with padding 2 most images move"
-
-
-def test_random_crop_flip_mirrors_about_half_and_is_seeded():
-    images, _ = fashion_csv.read_fashion_csv(SAMPLE_TEST, max_rows=200)
-    out = fashion_csv.random_crop_flip(images, padding=0, generator=torch.Generator().manual_seed(2))
-    flipped = sum(torch.equal(o, i.flip(2)) and not torch.equal(o, i) for o, i in zip(out, images))
-    assert 60 < flipped < 140, f"{flipped} of 200 images mirrored; expected about half"
-    again = fashion_csv.random_crop_flip(images, padding=0, generator=torch.Generator().manual_seed(2))
-    assert torch.equal(out, again)
-
-
-def test_to_float_normalises():
-    images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
-    out = fashion_csv.to_float(images, (0.5,), (0.5,))
-    assert out.dtype == torch.float32 and out.flatten().tolist() == [-1.0, 1.0]

@@ -92,3 +92,80 @@ def test_fashion_csv_gz_and_idx_gz_are_accepted_as_shipped(isolated):
     idx = finder.find_fashion_mnist(SAMPLES)
     raw = idx.train / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(finder.FASHION_IDX)
+
+
+# ---------------------------------------------------------------- errors that say what happened
+
+@pytest.mark.parametrize("find", [finder.find_fer2013, finder.find_fashion_mnist_csv, finder.find_fashion_mnist])
+def test_smoke_mode_without_the_shipped_samples_raises_the_finders_own_error(isolated, monkeypatch, find):
+    monkeypatch.setattr(finder, "SAMPLES_DIR", isolated / "partial-copy" / "samples")   # a copy without samples/
+    with pytest.raises(finder.DataNotFoundError) as err:
+        find(smoke=True)
+    message = str(err.value)
+    assert "COURSE_DATA" in message and ("kagglehub.dataset_download" in message or "download=True" in message)
+    assert "partial-copy" in message and "smoke mode never downloads" in message
+    assert "git checkout -- helpers/samples" in message
+
+
+def test_a_course_data_folder_that_does_not_exist_is_named_as_set(isolated, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(isolated / "datta"))
+    with pytest.raises(finder.DataNotFoundError) as err:
+        finder.find_fashion_mnist_csv(smoke=False)
+    message = str(err.value)
+    assert f"COURSE_DATA is set to {isolated / 'datta'}, but that folder does not exist" in message
+    assert "is not set" not in message
+
+
+def test_smoke_mode_says_when_it_falls_back_because_course_data_is_missing(isolated, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(isolated / "datta"))
+    found = finder.find_fer2013(smoke=True)
+    assert found.is_sample and "COURSE_DATA is set to" in found.source and "does not exist" in found.source
+
+
+def test_a_folder_with_half_the_csvs_names_the_missing_file(isolated, monkeypatch):
+    data = isolated / "data" / "fashion-mnist"
+    data.mkdir(parents=True)
+    shutil.copy(SAMPLES / "fashion-mnist" / "fashion-mnist_train.csv.gz", data)
+    monkeypatch.setenv("COURSE_DATA", str(isolated / "data"))
+    with pytest.raises(finder.DataNotFoundError, match=r"fashion-mnist/ lacks fashion-mnist_test\.csv \(\.gz or not\)"):
+        finder.find_fashion_mnist_csv(smoke=False)
+
+
+def test_three_of_the_four_idx_files_names_the_fourth(isolated):
+    data = isolated / "idx"
+    data.mkdir()
+    for name in finder.FASHION_IDX[:3]:
+        shutil.copy(SAMPLES / "fashion-mnist" / f"{name}.gz", data)
+    with pytest.raises(finder.DataNotFoundError, match=r"lacks t10k-labels-idx1-ubyte \(\.gz or not\)"):
+        finder.find_fashion_mnist(data)
+
+
+def test_fer_with_a_train_folder_but_no_test_folder_says_so(isolated):
+    shutil.copytree(SAMPLES / "fer2013" / "train", isolated / "fer" / "train" / "train")
+    with pytest.raises(finder.DataNotFoundError, match=r"it has train/train/ but no test/test/"):
+        finder.find_fer2013(isolated / "fer")
+
+
+def test_sample_and_full_idx_files_get_separate_cache_folders(isolated):
+    full = isolated / "full"
+    shutil.copytree(SAMPLES / "fashion-mnist", full)   # the same files in another folder: another source
+    a = finder.find_fashion_mnist(SAMPLES)
+    b = finder.find_fashion_mnist(full)
+    assert a.train != b.train, "each source folder gets its own decompressed copy"
+
+
+def test_the_unpacked_archive_appears_whole_or_not_at_all(isolated, monkeypatch):
+    src = make_kaggle_fer(isolated / "kaggle")
+    shutil.make_archive(str(isolated / "data" / "fer"), "gztar", src)
+    real_extract = finder.tarfile.TarFile.extractall
+
+    def killed(self, path, *args, **kwargs):
+        real_extract(self, path, *args, **kwargs)
+        raise KeyboardInterrupt("killed while unpacking")
+
+    monkeypatch.setattr(finder.tarfile.TarFile, "extractall", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finder.find_fer2013(isolated / "data")
+    assert not (isolated / "cache" / "fer2013").exists() and list((isolated / "cache").iterdir()) == []
+    monkeypatch.setattr(finder.tarfile.TarFile, "extractall", real_extract)
+    assert finder.find_fer2013(isolated / "data").train.is_relative_to(isolated / "cache" / "fer2013")

@@ -1,74 +1,16 @@
-"""The split, the subsets' own transforms, sampler and loss weights, and the metrics of lesson 06."""
+"""helpers.imbalance: class counts, sampler and loss weights from the labels alone, the balancing loader."""
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from helpers import data, finder, imbalance
+from helpers import imbalance
 
-FER_TRAIN = finder.SAMPLES_DIR / "fer2013" / "train"
 # an imbalanced label list like FER's: class 1 is rare
 TARGETS = [0] * 300 + [1] * 20 + [2] * 500 + [3] * 180
 
 
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
-
-
-def test_split_is_disjoint_complete_and_70_15_15():
-    train, val, test = imbalance.split_indices(TARGETS, gen())
-    assert not set(train) & set(val) and not set(train) & set(test) and not set(val) & set(test)
-    assert sorted(train + val + test) == list(range(len(TARGETS)))
-    assert (len(train), len(val), len(test)) == (700, 150, 150)
-
-
-def test_split_is_reproducible_with_the_same_seed_only():
-    assert imbalance.split_indices(TARGETS, gen(1)) == imbalance.split_indices(TARGETS, gen(1))
-    assert imbalance.split_indices(TARGETS, gen(1)) != imbalance.split_indices(TARGETS, gen(2))
-
-
-def test_stratified_split_keeps_the_rare_class_in_every_part():
-    for part, fraction in zip(imbalance.split_indices(TARGETS, gen()), imbalance.SPLIT_FRACTIONS):
-        counts = imbalance.class_counts([TARGETS[i] for i in part], 4)
-        expected = fraction * imbalance.class_counts(TARGETS, 4).float()
-        assert torch.all((counts - expected).abs() <= 1), (counts, expected)
-
-
-def test_split_rejects_fractions_that_do_not_sum_to_one():
-    with pytest.raises(ValueError, match="sum to 1"):
-        imbalance.split_indices(TARGETS, gen(), (0.7, 0.2, 0.2))
-
-
-def test_subsample_keeps_class_proportions_and_is_seeded():
-    indices = list(range(0, len(TARGETS), 2))
-    small = imbalance.subsample(indices, TARGETS, 100, gen(3))
-    assert len(small) == 100 and set(small) <= set(indices)
-    assert small == imbalance.subsample(indices, TARGETS, 100, gen(3))
-    counts = imbalance.class_counts([TARGETS[i] for i in small], 4).tolist()
-    assert counts == [30, 2, 50, 18]
-    assert imbalance.subsample(indices, TARGETS, None, gen()) == indices
-
-
-def test_val_and_test_parts_get_the_eval_transform_not_the_augmentation():
-    faces = data.FaceFolder(FER_TRAIN)
-    train_idx, val_idx, test_idx = imbalance.split_indices(faces.targets, gen())
-    train_tf = data.train_transforms(48, data.FER_MEAN, data.FER_STD)
-    eval_tf = data.eval_transforms(48, data.FER_MEAN, data.FER_STD)
-    train_set = imbalance.TransformSubset(faces, train_idx, train_tf)
-    val_set = imbalance.TransformSubset(faces, val_idx, eval_tf)
-    test_set = imbalance.TransformSubset(faces, test_idx, eval_tf)
-    assert val_set.transform is eval_tf and test_set.transform is eval_tf and train_set.transform is train_tf
-    torch.manual_seed(0)
-    assert torch.equal(val_set[0][0], val_set[0][0]) and torch.equal(test_set[3][0], test_set[3][0])
-    assert not torch.equal(train_set[0][0], train_set[0][0]), "training items should be augmented"
-    image, label = test_set[3]
-    assert torch.equal(image, eval_tf(data.load_image(faces.samples[test_idx[3]][0])))
-    assert label == faces.targets[test_idx[3]] and test_set.targets == [faces.targets[i] for i in test_idx]
-
-
-def test_subset_refuses_a_parent_that_already_has_a_transform():
-    faces = data.FaceFolder(FER_TRAIN, transform=data.train_transforms(48, data.FER_MEAN, data.FER_STD))
-    with pytest.raises(ValueError, match="transform=None"):
-        imbalance.TransformSubset(faces, [0, 1], None)
 
 
 class LabelsOnly(torch.utils.data.Dataset):
@@ -122,39 +64,3 @@ def test_loss_class_weights_are_one_for_an_average_class_and_name_empty_classes(
     logits, labels = torch.randn(8, 3), torch.tensor([0, 0, 1, 1, 1, 1, 2, 2])
     expected = torch.nn.CrossEntropyLoss(weight=weights)(logits, labels)
     assert torch.allclose(imbalance.weighted_cross_entropy(weights)(logits, labels), expected)
-
-
-def test_metrics_show_what_accuracy_hides():
-    labels = [0] * 90 + [1] * 10
-    always_zero = [0] * 100
-    metrics = imbalance.classification_metrics(labels, always_zero, ["common", "rare"])
-    assert metrics["acc"] == pytest.approx(0.9)
-    assert metrics["recall_rare"] == 0 and metrics["recall_common"] == 1
-    assert metrics["macro_f1"] == pytest.approx((2 * 0.9 / 1.9) / 2)
-    assert metrics["weighted_f1"] == pytest.approx(0.9 * 2 * 0.9 / 1.9)
-
-
-def test_summarise_runs_gives_mean_and_spread_per_arm():
-    runs = [{"arm": "a", "seed": 0, "acc": 0.5}, {"arm": "a", "seed": 1, "acc": 0.7},
-            {"arm": "b", "seed": 0, "acc": 0.6}]
-    summary = imbalance.summarise_runs(runs)
-    assert summary.loc["a", ("acc", "mean")] == pytest.approx(0.6)
-    assert summary.loc["a", ("acc", "max")] - summary.loc["a", ("acc", "min")] == pytest.approx(0.2)
-    assert summary.loc["a", ("runs", "")] == 2 and list(summary.index) == ["a", "b"]
-
-
-def test_compare_arms_flags_only_differences_beyond_the_seed_spread():
-    runs = [{"arm": "plain", "seed": 0, "f1": 0.30}, {"arm": "plain", "seed": 1, "f1": 0.34},
-            {"arm": "sampler", "seed": 0, "f1": 0.40}, {"arm": "sampler", "seed": 1, "f1": 0.42},
-            {"arm": "loss", "seed": 0, "f1": 0.33}, {"arm": "loss", "seed": 1, "f1": 0.37}]
-    table = imbalance.compare_arms(runs, "f1", baseline="plain")
-    assert table.loc["sampler", "diff_vs_plain"] == pytest.approx(0.09)
-    assert table["apart_from_seed_spread"].to_dict() == {"plain": False, "sampler": True, "loss": False}
-    with pytest.raises(KeyError, match="'none'"):
-        imbalance.compare_arms(runs, "f1", baseline="none")
-
-
-def test_plot_grouped_bars_draws_one_bar_per_class_and_group():
-    ax = imbalance.plot_grouped_bars({"a": [1, 2, 3], "b": [2, 2, 2]}, ["x", "y", "z"], "count", "t",
-                                     ranges={"a": ([0, 1, 2], [2, 3, 4])})
-    assert len(ax.patches) == 6 and ax.get_title() == "t"

@@ -1,14 +1,16 @@
 """Inference bundles and one-image prediction (lesson 05), on a real Fashion-MNIST sample image."""
 import os
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 from helpers import checkpoint, data, fashion_csv, finder, models, predict
 
-META = {"model_name": "fashion_cnn", "model_args": {"num_classes": 10}, "class_names": list(data.FASHION_CLASSES),
-        "input_size": 28, "mean": list(data.FASHION_MEAN), "std": list(data.FASHION_STD)}
+META = checkpoint.ModelMeta("fashion_cnn", {"num_classes": 10}, data.FASHION_CLASSES, 28,
+                            data.FASHION_MEAN, data.FASHION_STD)
 
 
 @pytest.fixture
@@ -35,9 +37,9 @@ def test_bundle_round_trip_gives_identical_logits_on_cpu(tmp_path, model, image_
     assert meta == META and not loaded.training
 
 
-def test_bundle_needs_complete_meta(model):
-    with pytest.raises(ValueError, match="class_names"):
-        predict.make_bundle(model, {k: v for k, v in META.items() if k != "class_names"})
+def test_bundle_needs_a_model_meta(model):
+    with pytest.raises(TypeError, match=r"checkpoint\.ModelMeta"):
+        predict.make_bundle(model, META.to_dict())
 
 
 def test_predict_file_returns_sorted_top_k_probabilities(model, image_file):
@@ -58,6 +60,36 @@ def test_command_line_prints_predictions_and_reports_bad_files(tmp_path, model, 
     assert "broken.png" in capsys.readouterr().err
     assert predict.main([str(image_file), str(image_file)]) == 2
     assert "not a PyTorch checkpoint" in capsys.readouterr().err
+
+
+def test_command_line_names_a_folder_and_a_missing_file(tmp_path, model, image_file, capsys):
+    bundle = predict.save_bundle(tmp_path / "bundle.pt", model, META)
+    assert predict.main([str(bundle), str(tmp_path), str(tmp_path / "nope.png"), str(image_file)]) == 1
+    err = capsys.readouterr()
+    assert "is a folder, not an image file" in err.err and "nope.png: no such image file" in err.err
+    assert err.out.startswith("garment.png: "), "the good file after the bad ones is still classified"
+
+
+@pytest.mark.parametrize("top_k", ["0", "-2", "two"])
+def test_command_line_refuses_a_top_k_below_one(tmp_path, model, image_file, top_k, capsys):
+    bundle = predict.save_bundle(tmp_path / "bundle.pt", model, META)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(bundle), str(image_file), "--top-k", top_k])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "usage: course-predict" in err and "--top-k" in err
+    assert "Traceback" not in err
+
+
+def test_transparent_pixels_become_the_background_the_model_was_trained_on(tmp_path, image_file):
+    garment = np.asarray(Image.open(image_file).convert("L"))
+    rgba = np.stack([garment] * 3 + [np.where(garment > 0, 255, 0)], axis=-1).astype(np.uint8)
+    rgba[garment == 0, :3] = 255                   # the background: white, but fully transparent
+    path = tmp_path / "cut_out.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    composited = predict.preprocess(path, META)                       # background 0: black, as Fashion-MNIST
+    assert torch.allclose(composited, predict.preprocess(image_file, META), atol=1e-6)
+    grey = predict.preprocess(path, checkpoint.ModelMeta(**{**META.to_dict(), "background": 128}))
+    assert not torch.allclose(grey, composited)
 
 
 def test_whole_model_pickle_is_refused_not_executed(tmp_path, model):
@@ -93,14 +125,21 @@ def test_a_bundle_for_another_class_count_names_the_mismatch(tmp_path, model):
         checkpoint.load_weights(models.build_model("fashion_cnn", num_classes=7), state["model"])
 
 
-def test_an_emotionnet_bundle_predicts_a_real_face(tmp_path):
+@pytest.mark.parametrize("name, model_args, size, mean, std", [
+    ("emotionnet", {"num_classes": 7}, 64, data.FER_MEAN, data.FER_STD),                            # lesson 04
+    ("efficientnet_b0", {"num_classes": 7}, 48, data.FER_MEAN * 3, data.FER_STD * 3),                # lesson 06
+])
+def test_a_face_model_bundle_predicts_a_real_face_from_the_command_line(tmp_path, capsys, name, model_args,
+                                                                          size, mean, std):
     torch.manual_seed(0)
-    model = models.build_model("EmotionNet", num_classes=7).eval()
-    meta = {"model_name": "EmotionNet", "model_args": {"num_classes": 7}, "class_names": list(data.FER_CLASSES),
-            "input_size": 64, "mean": list(data.FER_MEAN), "std": list(data.FER_STD)}
-    path = predict.save_bundle(tmp_path / "emotionnet.pt", model, meta)
+    model = models.build_model(name, **model_args).eval()
+    meta = checkpoint.ModelMeta(name, model_args, data.FER_CLASSES, size, mean, std, background=128)
+    path = predict.save_bundle(tmp_path / f"{name}.pt", model, meta)
     face = next((finder.SAMPLES_DIR / "fer2013" / "test" / "happy").glob("*.jpg"))
-    loaded, meta = predict.load_bundle(path)
-    ranked = predict.predict_file(loaded, meta, face, top_k=7)
+    loaded, loaded_meta = predict.load_bundle(path)
+    ranked = predict.predict_file(loaded, loaded_meta, face, top_k=7)
     assert sorted(name for name, _ in ranked) == sorted(data.FER_CLASSES)
     assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=1e-4)
+    assert predict.preprocess(face, loaded_meta).shape == (1, len(mean), size, size)
+    assert predict.main([str(path), str(face), "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(face.name)

@@ -1,5 +1,7 @@
 """helpers.train: per-example means, logits not probabilities, early stopping, checkpoints and exact resume."""
+import dataclasses
 import re
+import time
 import warnings
 
 import pytest
@@ -7,10 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import checkpoint, data, env, finder, train
+from conftest import FER_SAMPLE
+from helpers import checkpoint, data, env, train, transforms
 
-FER_TRAIN = finder.SAMPLES_DIR / "fer2013" / "train"
+FER_TRAIN = FER_SAMPLE / "train"
 CPU = torch.device("cpu")
+# fit stores the meta without rebuilding from it; the tests train the small TinyNet below under this description
+META = checkpoint.ModelMeta("fashion_cnn", {"num_classes": 7}, data.FER_CLASSES, 32, data.FER_MEAN, data.FER_STD)
 
 
 class TinyNet(nn.Module):
@@ -58,9 +63,9 @@ def faces():
 def make_run(faces, seed=0, batch_size=16, num_epochs=4, lr=3e-3):
     """Build a seeded training run on the real faces: model, loaders, optimizer and OneCycle schedule."""
     generator = env.seed_everything(seed)
-    train_idx, val_idx = data.split_indices(len(faces), 0.25, seed=0)
-    augment = data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD, train=True)
-    plain = data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD)
+    train_idx, val_idx = data.split_indices(faces.targets, torch.Generator().manual_seed(0), (0.75, 0.25))
+    augment = transforms.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD, train=True)
+    plain = transforms.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD)
     train_loader = data.DeviceLoader(data.make_loader(faces.subset(train_idx), batch_size, shuffle=True,
                                                       generator=generator), CPU, augment)
     val_loader = data.DeviceLoader(data.make_loader(faces.subset(val_idx), batch_size), CPU, plain)
@@ -73,8 +78,7 @@ def make_run(faces, seed=0, batch_size=16, num_epochs=4, lr=3e-3):
 
 def make_config(folder, num_epochs, **kwargs):
     options = dict(num_epochs=num_epochs, scheduler_step="batch", checkpoint_dir=folder, progress=False,
-                   patience=10, meta={"model_name": "TinyNet", "model_args": {"num_classes": 7},
-                                      "class_names": list(data.FER_CLASSES)})
+                   patience=10, meta=META)
     return train.FitConfig(**{**options, **kwargs})
 
 
@@ -136,7 +140,7 @@ def test_validation_loss_is_the_mean_over_examples_with_a_short_last_batch(faces
     torch.manual_seed(0)
     model = TinyNet().eval()
     subset = faces.subset(range(10))
-    plain = data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD)
+    plain = transforms.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD)
     loader = data.DeviceLoader(data.make_loader(subset, batch_size=4), CPU, plain)  # batches of 4, 4, 2
     result = train.evaluate(model, loader, CPU)
     with torch.no_grad():
@@ -153,7 +157,7 @@ def test_validation_loss_is_the_mean_over_examples_with_a_short_last_batch(faces
 def test_a_model_returning_probabilities_or_a_tuple_is_refused(faces):
     subset = faces.subset(range(8))
     loader = data.DeviceLoader(data.make_loader(subset, batch_size=4), CPU,
-                               data.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD))
+                               transforms.FaceBatchTransform(32, data.FER_MEAN, data.FER_STD))
     with pytest.raises(ValueError, match="probabilities"):
         train.evaluate(Softmaxed(TinyNet()), loader, CPU)
     with pytest.raises(TypeError, match="Classify"):
@@ -201,10 +205,10 @@ def test_resume_refuses_a_checkpoint_of_another_model_or_class_list(faces, tmp_p
     model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=1)
     train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
     other = make_config(tmp_path, 2, resume_from=tmp_path / "last.pt")
-    other.meta = {**other.meta, "model_name": "EmotionNet"}
-    with pytest.raises(checkpoint.CheckpointError, match="'TinyNet' model"):
+    other.meta = dataclasses.replace(META, model_name="emotionnet")
+    with pytest.raises(checkpoint.CheckpointError, match="'fashion_cnn' model"):
         train.fit(model, train_loader, val_loader, optimizer, CPU, other, scheduler)
-    other.meta = {**other.meta, "model_name": "TinyNet", "class_names": ["cat", "dog"]}
+    other.meta = dataclasses.replace(META, class_names=("a", "b", "c", "d", "e", "f", "g"))
     with pytest.raises(checkpoint.CheckpointError, match="trained on classes"):
         train.fit(model, train_loader, val_loader, optimizer, CPU, other, scheduler)
 
@@ -232,11 +236,30 @@ def test_autocast_speedup_measures_on_a_copy_and_leaves_the_model_alone():
     assert all(p.grad is None for p in model.parameters()), "gradients were left on the model"
 
 
-def test_autocast_speedup_is_zero_where_autocast_cannot_run():
-    # float64 is not an autocast dtype: torch warns and turns autocast off, so there is nothing to gain
-    with pytest.warns(UserWarning, match="not supported"):
-        speedup = train.autocast_speedup(TinyNet(), torch.rand(4, 1, 28, 28), torch.arange(4), dtype=torch.float64)
-    assert speedup == 0.0
+class NoBf16Kernels(TinyNet):
+    """Stands for a model with an operation that has no bfloat16 kernel on this device."""
+
+    def forward(self, images):
+        if torch.is_autocast_enabled("cpu"):
+            raise RuntimeError('"slow_conv2d_cpu" not implemented for \'BFloat16\'')
+        return super().forward(images)
+
+
+def test_autocast_speedup_is_zero_where_a_kernel_is_missing_or_autocast_is_off(monkeypatch):
+    assert train.autocast_speedup(NoBf16Kernels(), torch.rand(4, 1, 28, 28), torch.arange(4), steps=1) == 0.0
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda *args: False)   # as where torch turns autocast off
+    assert train.autocast_speedup(TinyNet(), torch.rand(4, 1, 28, 28), torch.arange(4), steps=1) == 0.0
+
+
+def test_training_images_per_s_times_a_copy_with_its_transform():
+    torch.manual_seed(0)
+    model = TinyNet()
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    seen = []
+    rate = train.training_images_per_s(model, torch.zeros(8, 1, 16, 16, dtype=torch.uint8), torch.arange(8) % 7,
+                                       transform=lambda x: seen.append(len(x)) or x.float(), steps=2)
+    assert seen == [8, 8, 8], "one warm-up step and two timed ones, each through the transform"
+    assert 0 < rate < 1e7 and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_bad_options_are_named():
@@ -252,3 +275,90 @@ def test_checkpoints_hold_the_unwrapped_model(faces, tmp_path):
     train.fit(wrapped, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
     saved = checkpoint.load_checkpoint(tmp_path / "last.pt")["model"]
     assert list(saved) == list(model.state_dict()), "keys must not carry a wrapper prefix"
+
+
+# ---------------------------------------------------------------- monitoring, schedules, errors, budgets
+
+def test_fit_monitoring_val_acc_keeps_the_most_accurate_epoch(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=4, lr=1e-2)
+    history = train.fit(model, train_loader, val_loader, optimizer, CPU,
+                        make_config(tmp_path, 4, monitor="val_acc"), scheduler)
+    best = max(range(4), key=lambda i: (history.val_acc[i], -i))     # the first epoch with the top accuracy
+    assert history.best_epoch == best + 1
+    assert checkpoint.load_checkpoint(tmp_path / "best.pt")["best"] == history.val_acc[best]
+
+
+def test_reduce_lr_on_plateau_is_stepped_with_the_monitored_metric(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, _ = make_run(faces)
+    for group in optimizer.param_groups:
+        group["lr"] = 1e-3
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.5, patience=0,
+                                                         threshold=0.5)    # only a halved val_loss counts
+    history = train.fit(model, train_loader, val_loader, optimizer, CPU,
+                        make_config(tmp_path, 4, scheduler_step="epoch"), plateau)
+    assert history.lr == [1e-3, 1e-3, 5e-4, 2.5e-4], "after the first epoch, each epoch halves the rate"
+    assert plateau.best == history.val_loss[0], "the scheduler saw the validation losses"
+
+
+def test_a_non_finite_loss_stops_training_with_advice(faces):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=1)
+    nan_loss = lambda logits, labels: F.cross_entropy(logits, labels) * float("nan")
+    with pytest.raises(FloatingPointError, match=r"training loss is nan in epoch 1; lower the learning rate"):
+        train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(None, 1, loss_fn=nan_loss), scheduler)
+
+
+def test_resume_refuses_another_learning_rate_or_batch_size_naming_it(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=3)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
+    resume = make_config(tmp_path, 3, resume_from=tmp_path / "last.pt")
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=3, lr=1e-3)
+    with pytest.raises(checkpoint.CheckpointError, match=r"learning rate \[0\.00012\] in last\.pt, \[4e-05\] now"):
+        train.fit(model, train_loader, val_loader, optimizer, CPU, resume, scheduler)
+    model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=3, batch_size=8)
+    with pytest.raises(checkpoint.CheckpointError, match=r"batch size 16 in last\.pt, 8 now.*start a fresh run"):
+        train.fit(model, train_loader, val_loader, optimizer, CPU, resume, scheduler)
+
+
+def test_time_limited_stops_after_its_budget_and_counts_images():
+    batches = [(torch.zeros(4, 1), torch.zeros(4)) for _ in range(100)]
+
+    def slow():
+        for batch in batches:
+            time.sleep(0.01)
+            yield batch
+
+    limited = train.TimeLimited(slow(), seconds=0.05)
+    taken = list(limited)
+    assert 3 <= len(taken) <= 10 and limited.images_seen == 4 * len(taken)
+    assert len(list(train.TimeLimited(iter(batches), seconds=0))) == 1, "always at least one batch"
+
+
+# ---------------------------------------------------------------- only where a CUDA GPU exists
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+def test_fp16_autocast_with_grad_scaler_trains_on_cuda(faces, tmp_path):
+    amp = train.Amp(torch.device("cuda:0"))
+    assert amp.enabled and amp.dtype == torch.float16 and amp.scaler.is_enabled()
+    model = TinyNet().cuda()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    images, labels = torch.randn(16, 1, 32, 32, device="cuda"), torch.arange(16, device="cuda") % 7
+    with amp.autocast():
+        logits = model(images)
+        assert logits.dtype == torch.float16
+        loss = F.cross_entropy(logits, labels)
+    amp.backward_step(loss, optimizer)
+    assert amp.scaler.get_scale() > 1, "the scaler multiplies the loss before backward"
+
+
+@needs_cuda
+def test_a_gpu_checkpoint_loads_onto_the_cpu_with_map_location(tmp_path):
+    model = TinyNet().cuda()
+    path = checkpoint.save_checkpoint(tmp_path / "gpu.pt", {"model": model.state_dict()})
+    state = checkpoint.load_checkpoint(path, map_location="cpu")
+    assert {t.device.type for t in state["model"].values()} == {"cpu"}
+    cpu_model = checkpoint.load_weights(TinyNet(), state["model"]).eval()
+    x = torch.randn(2, 1, 32, 32)
+    assert torch.allclose(cpu_model(x), model.eval()(x.cuda()).cpu(), atol=1e-5)

@@ -1,0 +1,72 @@
+"""helpers.metrics: the metrics that show what accuracy hides, statistics over seeds, and images per second."""
+import time
+
+import pytest
+import torch
+
+from helpers import metrics
+
+
+def test_metrics_show_what_accuracy_hides():
+    labels = [0] * 90 + [1] * 10
+    always_zero = [0] * 100
+    scores = metrics.classification_metrics(labels, always_zero, ["common", "rare"])
+    assert scores["acc"] == pytest.approx(0.9)
+    assert scores["recall_rare"] == 0 and scores["recall_common"] == 1
+    assert scores["macro_f1"] == pytest.approx((2 * 0.9 / 1.9) / 2)
+    assert scores["weighted_f1"] == pytest.approx(0.9 * 2 * 0.9 / 1.9)
+
+
+def test_summarise_runs_gives_mean_and_spread_per_arm():
+    runs = [{"arm": "a", "seed": 0, "acc": 0.5}, {"arm": "a", "seed": 1, "acc": 0.7},
+            {"arm": "b", "seed": 0, "acc": 0.6}]
+    summary = metrics.summarise_runs(runs)
+    assert summary.loc["a", ("acc", "mean")] == pytest.approx(0.6)
+    assert summary.loc["a", ("acc", "max")] - summary.loc["a", ("acc", "min")] == pytest.approx(0.2)
+    assert summary.loc["a", ("runs", "")] == 2 and list(summary.index) == ["a", "b"]
+
+
+def test_compare_arms_flags_only_differences_beyond_the_seed_spread():
+    runs = [{"arm": "plain", "seed": 0, "f1": 0.30}, {"arm": "plain", "seed": 1, "f1": 0.34},
+            {"arm": "sampler", "seed": 0, "f1": 0.40}, {"arm": "sampler", "seed": 1, "f1": 0.42},
+            {"arm": "loss", "seed": 0, "f1": 0.33}, {"arm": "loss", "seed": 1, "f1": 0.37}]
+    table = metrics.compare_arms(runs, "f1", baseline="plain")
+    assert table.loc["sampler", "diff_vs_plain"] == pytest.approx(0.09)
+    assert table["apart_from_seed_spread"].to_dict() == {"plain": False, "sampler": True, "loss": False}
+    with pytest.raises(KeyError, match="'none'"):
+        metrics.compare_arms(runs, "f1", baseline="none")
+
+
+
+def test_images_per_second_warms_up_then_times_at_least_the_asked_steps():
+    calls = []
+
+    def step():
+        calls.append(time.perf_counter())
+        time.sleep(0.01)
+        return 32
+
+    rate = metrics.images_per_second(step, "cpu", warmup=2, min_steps=3)
+    assert len(calls) == 5, "2 warm-up calls, then 3 timed ones"
+    assert 32 / 0.03 < rate < 32 / 0.01, f"{rate:.0f} images/s for 10 ms steps of 32 images"
+
+
+def test_images_per_second_runs_for_at_least_min_seconds():
+    calls = []
+    metrics.images_per_second(lambda: calls.append(time.sleep(0.01)) or 1, min_steps=1, min_seconds=0.1, warmup=0)
+    assert len(calls) >= 9
+    with pytest.raises(ValueError, match="min_steps=0"):
+        metrics.images_per_second(lambda: 1, min_steps=0)
+
+
+def test_synchronize_waits_for_a_cpu_trivially_and_names_bad_devices():
+    metrics.synchronize("cpu")
+    with pytest.raises(RuntimeError):
+        metrics.synchronize("nonsense")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_images_per_second_waits_for_the_gpu():
+    a = torch.randn(4096, 4096, device="cuda")
+    slow = metrics.images_per_second(lambda: (a @ a, 1)[1], "cuda", min_steps=5)
+    assert slow < 1e5, "without synchronising, queued matrix products would look free"
