@@ -50,7 +50,10 @@ class ModelMeta:
     def __post_init__(self):
         if self.model_name not in models.MODELS:
             raise ValueError(f"model_name={self.model_name!r} is not in the registry; use one of {sorted(models.MODELS)}")
-        if len(self.class_names) != self.model_args.get("num_classes", len(self.class_names)):
+        if not isinstance(self.model_args, dict) or "num_classes" not in self.model_args:
+            raise ValueError(f"model_args={self.model_args!r} must be a dict of constructor arguments that "
+                             f"includes num_classes, e.g. {{'num_classes': {len(self.class_names)}}}")
+        if len(self.class_names) != self.model_args["num_classes"]:
             raise ValueError(f"{len(self.class_names)} class names but model_args num_classes="
                              f"{self.model_args['num_classes']}; give one name per output")
         if len(self.mean) != len(self.std):
@@ -81,8 +84,8 @@ class ModelMeta:
                                   f"one reads {META_VERSION}); update the course's helpers.")
         try:
             return cls(**{key: value for key, value in meta.items() if key in known})
-        except ValueError as err:
-            raise CheckpointError(f"{path}: {err}") from err
+        except (ValueError, TypeError) as err:                # a field of the wrong kind
+            raise CheckpointError(f"{path}: its meta cannot describe a model: {err}") from err
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -135,7 +138,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch.load raises RuntimeError, UnpicklingError, EOFError, KeyError, ...
-        if head == ZIP_MAGIC and (refused := _unsafe_global(str(err))) is not None:
+        if (refused := _unsafe_global(str(err))) is not None:   # zip or torch's legacy format alike
             raise _unsafe_error(path, *refused) from err
         if head == ZIP_MAGIC:
             raise CheckpointError(f"{path} is a damaged checkpoint (truncated or corrupt: "
@@ -215,7 +218,11 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", *, model_na
                               f"predict.save_bundle(path, model, meta) or train.fit(..., FitConfig(meta=...)).")
     meta = ModelMeta.from_dict(state["meta"], path)
     check_compatible(meta, model_name, class_names, path)
-    model = models.build_model(meta.model_name, **meta.model_args)
+    try:
+        model = models.build_model(meta.model_name, **meta.model_args)
+    except TypeError as err:                                 # an argument this model does not take
+        raise CheckpointError(f"{path}: its meta's model_args {meta.model_args} do not build a "
+                              f"{meta.model_name!r}: {err}") from err
     try:
         load_weights(model, state["model"])
     except CheckpointError as err:

@@ -157,7 +157,8 @@ def split_indices(targets: Sequence[int], generator: torch.Generator, fractions:
     """Return disjoint, sorted index lists (e.g. train, val, test) covering every example, cut in `fractions`.
 
     The same generator seed gives the same split on every run. With `stratify` (the default) each
-    class is cut in the same fractions, so a rare class is present in every part in its true proportion.
+    class is cut in the same fractions, so a rare class is present in every part in its true proportion
+    (as long as it has at least one example per part).
     """
     if abs(sum(fractions) - 1) > 1e-6 or any(f <= 0 for f in fractions):
         raise ValueError(f"fractions={tuple(fractions)} must be positive and sum to 1, e.g. (0.9, 0.1).")
@@ -182,6 +183,8 @@ def subsample(indices: Sequence[int], targets: Sequence[int], max_items: int | N
         raise ValueError(f"max_items={max_items}; give a positive number, or None for all.")
     keep = split_indices([targets[i] for i in indices], generator,
                          (max_items / len(indices), 1 - max_items / len(indices)))[0]
+    if len(keep) > max_items:         # each class is rounded on its own; drop the extra ones at random
+        keep = [keep[k] for k in torch.randperm(len(keep), generator=generator)[:max_items].tolist()]
     return sorted(indices[k] for k in keep)
 
 
@@ -226,7 +229,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
 
 
 def mean_std(loader: DataLoader) -> tuple[list[float], list[float]]:
-    """Return the per-channel mean and std over every pixel the loader yields (images scaled 0-1)."""
+    """Return the per-channel mean and std over every pixel the loader yields (give it images already scaled to 0-1)."""
     total = total_sq = None
     count = 0
     for images, _ in loader:
@@ -248,7 +251,8 @@ def batch_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False,
     whole list of indices at once, so there is nothing left to collate.
     """
     order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    # generator= is not used for drawing here (the sampler has it); it lets fit save and restore its state
+    # the DataLoader also draws its workers' base seed from the generator each epoch; passing it lets fit
+    # find it, and save and restore its state for an exact resume
     return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last),
                       generator=generator)
 

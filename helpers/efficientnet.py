@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
 
-from helpers import env, finder
+from helpers import env, finder, models
 
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"          # what `weights_used` says when the ImageNet weights were loaded
 RANDOM_INIT = "random init"                 # ... and when they were not
@@ -75,9 +75,14 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float = HEAD_DROPO
     return model
 
 
-def efficientnet_b0_classifier(num_classes: int, dropout: float = HEAD_DROPOUT) -> nn.Module:
-    """Return a randomly initialised EfficientNet-B0 whose head is Dropout -> Linear(`num_classes`)."""
-    return replace_head(efficientnet_b0(weights=None), num_classes, dropout)
+def efficientnet_b0_classifier(num_classes: int, dropout: float = HEAD_DROPOUT,
+                               imagenet_state: dict | None = None) -> nn.Module:
+    """Return EfficientNet-B0 with a Dropout -> Linear(`num_classes`) head: random weights, or the
+    ImageNet ones given as `imagenet_state` (a state_dict from ``fetch_imagenet_weights``)."""
+    model = efficientnet_b0(weights=None)
+    if imagenet_state is not None:
+        model.load_state_dict(imagenet_state)
+    return replace_head(model, num_classes, dropout)
 
 
 def build_efficientnet_b0(num_classes: int, pretrained: bool,
@@ -87,14 +92,9 @@ def build_efficientnet_b0(num_classes: int, pretrained: bool,
     `weights_used` is ``IMAGENET_WEIGHTS`` when the ImageNet weights were loaded, else ``RANDOM_INIT``
     (also when `pretrained` is True but they cannot be obtained: see ``fetch_imagenet_weights``).
     """
-    model = efficientnet_b0(weights=None)
-    weights_used = RANDOM_INIT
-    if pretrained:
-        state, _ = fetch_imagenet_weights()
-        if state is not None:
-            model.load_state_dict(state)
-            weights_used = IMAGENET_WEIGHTS
-    return replace_head(model, num_classes, dropout), weights_used
+    state = fetch_imagenet_weights()[0] if pretrained else None
+    model = efficientnet_b0_classifier(num_classes, dropout, state)
+    return model, IMAGENET_WEIGHTS if state is not None else RANDOM_INIT
 
 
 def freeze_features(model: nn.Module, num_blocks: int) -> int:
@@ -108,4 +108,4 @@ def freeze_features(model: nn.Module, num_blocks: int) -> int:
     for i, block in enumerate(model.features):
         for param in block.parameters():
             param.requires_grad_(i >= num_blocks)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return models.count_parameters(model)

@@ -1,15 +1,15 @@
 """Writing files so that nothing a learner saved is ever half-written: ``atomic_write``.
 
-The new content goes to a temporary name beside the target, is flushed to disk, and is then
-renamed over the target with ``os.replace``, which is atomic: a reader sees the old file or the
-new one, never a mix. Checkpoints, ``results.json`` and the data finder's unpacking all use it.
+The new content goes to a temporary name beside the target (a file's bytes are flushed to disk) and
+is then renamed over the target with ``os.replace``, which is atomic: a reader sees the old file or
+the new one, never a mix. Checkpoints, ``results.json``, figures, the README table and the data
+finder's unpacking all use it.
 """
 from __future__ import annotations
 
 import glob
 import os
 import shutil
-import stat
 import sys
 import time
 import uuid
@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 TMP_SUFFIX = ".tmp"
+MIN_AGE_S = 60              # younger temporaries are never removed (their writer may be on another machine)
 STALE_AFTER_S = 3600        # where a writer's process cannot be checked (Windows): an hour-old temporary is stale
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _temporary_name(path: Path) -> Path:
@@ -32,12 +27,15 @@ def _temporary_name(path: Path) -> Path:
 
 def _writer_alive(tmp: Path, now: float) -> bool:
     """Return True if the process that made temporary `tmp` may still be writing it."""
+    age = now - tmp.lstat().st_mtime
+    if age < MIN_AGE_S:
+        return True
     pid_text = tmp.name.rsplit(".", 2)[-2].split("-")[0]
     if sys.platform == "win32" or not pid_text.isdigit():
-        return now - tmp.lstat().st_mtime < STALE_AFTER_S
+        return age < STALE_AFTER_S
     try:
         os.kill(int(pid_text), 0)          # signal 0 only asks whether the process exists
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:                # it exists, under another user
         return True
@@ -76,8 +74,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
     `path` keeps its old content until the new one is complete; if `write` raises, the temporary is
     deleted and the error propagates. Temporaries left by a write that was killed are cleaned up by
-    the next write of the same path. A new file gets the usual permissions (0644 under the common
-    umask), not the owner-only ones of ``tempfile.mkstemp``. Returns `path`.
+    a later write of the same path (once they are a minute old). The new file gets the permissions
+    any new file gets (0644 under the common umask). Returns `path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +85,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp)
         if not tmp.exists():
             raise FileNotFoundError(f"atomic_write: the writer did not create {tmp.name}")
-        if tmp.is_file():
-            _fsync(tmp)                    # on disk before the rename
-            os.chmod(tmp, (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH
-                           | stat.S_IWGRP | stat.S_IWOTH) & ~_umask())
+        _fsync(tmp)                        # a file's bytes on disk before the rename
         os.replace(tmp, path)
     finally:
         if tmp.exists():

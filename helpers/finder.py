@@ -83,6 +83,8 @@ def _candidates(path: str | Path | None) -> tuple[list[tuple[Path, str]], str]:
     root = env.data_root()
     if root is None:
         return [], ""
+    if root.exists() and not root.is_dir():
+        return [], f"COURSE_DATA is set to {root}, which is a file, not a folder"
     if not root.is_dir():
         return [], f"COURSE_DATA is set to {root}, but that folder does not exist"
     return [(root, "COURSE_DATA")], ""
@@ -97,6 +99,7 @@ class _Dataset:
     sample: str                                             # folder under helpers/samples
     download_hint: str
     layout: str
+    host: str = "www.kaggle.com"                            # where the download comes from
 
 
 def _find(spec: _Dataset, path, smoke: bool, download: Callable[[], Found | None]) -> Found:
@@ -110,21 +113,24 @@ def _find(spec: _Dataset, path, smoke: bool, download: Callable[[], Found | None
             why = f"; {note}" if note else ""
             return Found(*found, source=f"project sample (helpers/samples/{spec.sample}){why}", is_sample=True)
         looked = looked + [(sample, "the project's samples")]
-    elif is_online() and (found := download()) is not None:
-        return found
-    raise DataNotFoundError(_not_found_message(spec, looked, note, smoke))
+        why = "smoke mode never downloads"
+    elif is_online(spec.host):
+        if (found := download()) is not None:
+            return Found(found.train, found.test, f"{found.source}; {note}" if note else found.source)
+        why = "the download finished, but what it holds is not in a layout the finder knows"
+    else:
+        why = "COURSE_OFFLINE is set" if env.offline_forced() else f"this machine cannot reach {spec.host}"
+    raise DataNotFoundError(_not_found_message(spec, looked, note, why, smoke))
 
 
-def _not_found_message(spec: _Dataset, looked: list[tuple[Path, str]], note: str, smoke: bool) -> str:
+def _not_found_message(spec: _Dataset, looked: list[tuple[Path, str]], note: str, why: str, smoke: bool) -> str:
     where = "; ".join(f"{p} ({spec.missing(p)})" for p, _ in looked)
     if not where:
         where = note or "nowhere: no path was given and COURSE_DATA is not set"
     elif note:
         where = f"{note}; {where}"
-    why = ("smoke mode never downloads" if smoke else "COURSE_OFFLINE is set" if env.offline_forced()
-           else "this machine cannot reach the download site")
-    samples = (f"\n  - or, for smoke mode, restore the samples that ship with the course in helpers/samples/ "
-               f"(this copy lacks them): git checkout -- helpers/samples, or a fresh clone." if smoke else "")
+    samples = ("\n  - or, for smoke mode, restore the samples that ship with the course in helpers/samples/ "
+               "(this copy lacks them): git checkout -- helpers/samples, or a fresh clone." if smoke else "")
     return (f"{spec.what} was not found. Looked in: {where}. No download was made: {why}.\n"
             f"To fix it, either\n"
             f"  - online: run  {spec.download_hint}  (the notebooks do this for you when they can connect), or\n"
@@ -133,13 +139,23 @@ def _not_found_message(spec: _Dataset, looked: list[tuple[Path, str]], note: str
 
 
 def _unpack_once(archive: Path, name: str) -> Path:
-    """Unpack `archive` into the cache once, atomically (a temporary folder renamed into place)."""
-    target = env.cache_dir() / name
+    """Unpack `archive` into the cache once, atomically (a temporary folder renamed into place).
+
+    The cache folder is named for the archive (its path, size and time), so another or a replaced
+    archive is unpacked afresh.
+    """
+    stat = archive.stat()
+    key = hashlib.sha1(f"{archive.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:10]
+    target = env.cache_dir() / f"{name}-{key}"
     if not target.is_dir():
         def unpack(tmp: Path) -> None:
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
-        files.atomic_write(target, unpack)
+        try:
+            files.atomic_write(target, unpack)
+        except OSError:
+            if not target.is_dir():      # another process unpacked the same archive first: use its copy
+                raise
     return target
 
 
@@ -216,7 +232,7 @@ def _files_missing(base: Path, names: tuple[str, ...]) -> str:
     missing = [n for n in names if _first_existing(base / best, n) is None]
     if len(missing) == len(names):
         return f"none of {', '.join(names)}"
-    return f"{best + '/' if best else ''} lacks {', '.join(missing)} (.gz or not)"
+    return f"{best + '/' if best else 'it'} lacks {', '.join(missing)} (.gz or not)"
 
 
 FASHION_CSV_SPEC = _Dataset("Fashion-MNIST (Kaggle CSV)", lambda base: _files_in(base, FASHION_CSV),
@@ -264,14 +280,12 @@ FASHION_IDX_SPEC = _Dataset("Fashion-MNIST (idx files for torchvision)", _idx_ro
                             lambda base: _files_missing(base, FASHION_IDX), "fashion-mnist",
                             "from torchvision import datasets; datasets.FashionMNIST(root, download=True)",
                             "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-                            "t10k-labels-idx1-ubyte (raw or .gz)")
+                            "t10k-labels-idx1-ubyte (raw or .gz)", host="ossci-datasets.s3.amazonaws.com")
 
 
 def find_fashion_mnist(path: str | Path | None = None, *, smoke: bool = False) -> Found:
     """Return a root for ``torchvision.datasets.FashionMNIST(root, download=False)`` (as train and test)."""
     def download() -> Found | None:
-        if not is_online("ossci-datasets.s3.amazonaws.com"):
-            return None
         from torchvision import datasets
         root = env.cache_dir() / "fashion-mnist-download"
         for train in (True, False):

@@ -67,7 +67,8 @@ def make_train_loader(train_set: Dataset, batch_size: int, generator: torch.Gene
     if not use_sampler:
         return data.make_loader(train_set, batch_size, shuffle=True, generator=generator, num_workers=num_workers)
     sampler = make_weighted_sampler(train_set.targets, num_classes, generator)
-    return data.make_loader(train_set, batch_size, sampler=sampler, num_workers=num_workers)
+    # generator= as well, so that fit finds it and saves its state: an exact resume replays the same draws
+    return data.make_loader(train_set, batch_size, sampler=sampler, generator=generator, num_workers=num_workers)
 
 
 def sampled_class_counts(loader: DataLoader, targets: Sequence[int], num_classes: int,

@@ -43,6 +43,18 @@ def images_per_second(step: Callable[[], int], device: torch.device | str = "cpu
     return images / (time.perf_counter() - start)
 
 
+def loader_images_per_second(loader, device: torch.device | str = "cpu", passes: int = 2) -> float:
+    """Return images/s over `passes` full passes through `loader` after one warm-up pass, each batch
+    converted to float (uint8 scaled to 0-1) as training would, so every data path ends the same way."""
+    def one_pass() -> int:
+        seen = 0
+        for images, labels in loader:
+            images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+            seen += len(labels)
+        return seen
+    return images_per_second(one_pass, device, min_steps=passes)
+
+
 def classification_metrics(labels: Sequence[int], preds: Sequence[int], class_names: Sequence[str]) -> dict:
     """Return accuracy, macro-F1, weighted F1 and each class's recall (as ``recall_<class>``)."""
     from sklearn.metrics import f1_score, recall_score

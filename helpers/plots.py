@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from helpers import env
+from helpers import env, files
 
 TRAIN_STYLE = {"color": "tab:blue", "linestyle": "-"}
 VAL_STYLE = {"color": "tab:orange", "linestyle": "--"}
@@ -82,9 +82,8 @@ def plot_confusion_matrix(labels: Sequence[int], preds: Sequence[int], class_nam
 
 def save_figure(fig: plt.Figure, name: str) -> Path:
     """Save `fig` as ``figures/<name>.png`` (a scratch folder in smoke mode) and return the path."""
-    path = env.figures_dir() / f"{name}.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    return files.atomic_write(env.figures_dir() / f"{name}.png",
+                              lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
 
 
 def show_augmentations(image, augmentations: dict, n: int = 6, size: float = 1.3) -> plt.Figure:

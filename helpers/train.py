@@ -292,11 +292,21 @@ class _Run:
 
 
 def run_settings(train_loader, optimizer: torch.optim.Optimizer) -> dict:
-    """Return the settings a resumed run must share with the run it continues: the learning rate each
-    parameter group started from, the batch size and the number of batches per epoch."""
-    return {"lr": [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups],
+    """Return the settings a resumed run must share with the run it continues: each parameter group's
+    learning rate as it was set (a one-cycle schedule's `max_lr`, else the rate the group started
+    with), the batch size and the number of batches per epoch (None where a loader cannot tell)."""
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])   # what schedulers record; kept in the optimizer state
+    return {"lr": [group.get("max_lr", group["initial_lr"]) for group in optimizer.param_groups],
             "batch_size": _batch_size(train_loader),
-            "batches_per_epoch": len(train_loader) if hasattr(train_loader, "__len__") else None}
+            "batches_per_epoch": _length(train_loader)}
+
+
+def _length(loader) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:                                   # an IterableDataset, a generator, TimeLimited
+        return None
 
 
 def _batch_size(loader) -> int | None:
@@ -309,7 +319,8 @@ def _batch_size(loader) -> int | None:
 
 
 def check_same_settings(saved: dict, current: dict, path: str | Path) -> None:
-    """Raise CheckpointError naming each setting (lr, batch size) in which this run differs from the saved one."""
+    """Raise CheckpointError naming each setting (learning rate, batch size, batches per epoch) in which
+    this run differs from the saved one; a setting either run could not tell is not compared."""
     names = {"lr": "learning rate", "batch_size": "batch size", "batches_per_epoch": "batches per epoch"}
     differ = [f"{names[key]} {saved[key]} in {Path(path).name}, {current[key]} now" for key in names
               if saved.get(key) is not None and current.get(key) is not None and saved[key] != current[key]]

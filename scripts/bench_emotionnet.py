@@ -17,7 +17,7 @@ import torch
 from helpers import data, env, models, train, transforms
 
 
-def images_per_second(size: int, amp_on: bool, batch_size: int, seconds: float, device: torch.device) -> float:
+def training_speed(size: int, amp_on: bool, batch_size: int, seconds: float, device: torch.device) -> float:
     """Return training images/s of EmotionNet at `size` px (area=1 below 64 px, where area=4 cannot split)."""
     env.seed_everything(0)
     model = models.build_model("emotionnet", 7, area=4 if size >= 64 else 1).to(device)
@@ -37,13 +37,12 @@ def main() -> None:
     args = parser.parse_args()
     device = env.get_device(args.device)
     print(f"device: {env.hardware_summary(device)}, torch {torch.__version__}, batch {args.batch_size}")
-    amp_name = "fp16+GradScaler" if device.type == "cuda" else "bf16 autocast"
     results = {}
     for size in args.sizes:
         for amp_on in (False, True):
-            results[size, amp_on] = images_per_second(size, amp_on, args.batch_size, args.seconds, device)
-            label = amp_name if amp_on else "float32"
-            print(f"{size:>4} px  {label:<16} {results[size, amp_on]:8.1f} images/s", flush=True)
+            results[size, amp_on] = training_speed(size, amp_on, args.batch_size, args.seconds, device)
+            label = repr(train.Amp(device, enabled=amp_on))
+            print(f"{size:>4} px  {label:<36} {results[size, amp_on]:8.1f} images/s", flush=True)
     base = max(args.sizes)
     for size in args.sizes:
         if size != base:

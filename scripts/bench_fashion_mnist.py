@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from helpers import data, env, fashion_csv, finder, metrics, models, transforms
+from helpers import data, env, fashion_csv, files, finder, metrics, models, transforms
 from helpers import train as course_train
 from helpers.recipes import BF16_MIN_SPEEDUP, FASHION_COURSE, FASHION_SOURCE, SPLIT_SEED, VAL_FRACTION, Recipe
 
@@ -108,7 +108,7 @@ def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
                 scheduler.step()
             seen += len(labels)
         val_acc = accuracy(model, val_loader, recipe, generator)
-        print(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  train_loss {loss.item():.3f}  val_acc {val_acc:.4f}  "
+        print(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  last batch loss {loss.item():.3f}  val_acc {val_acc:.4f}  "
               f"{time.perf_counter() - wall:.0f} s", flush=True)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     test_loader = data.batch_loader(test_set, 1024)
@@ -120,27 +120,16 @@ def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
             "parameters": models.count_parameters(model)}
 
 
-def loader_images_per_s(loader: DataLoader, passes: int = 2) -> float:
-    """Return images/s for full passes over `loader` (after one warm-up pass), float conversion included."""
-    def one_pass() -> int:
-        seen = 0
-        for images, labels in loader:
-            images = images.float() / 255 if images.dtype == torch.uint8 else images
-            seen += len(labels)
-        return seen
-    return metrics.images_per_second(one_pass, min_steps=passes)
-
-
 def bench_loading(test_csv: Path) -> dict:
     """Return images/s of the per-row PIL path and of the tensor Dataset (item by item and batched)."""
     fast, slow = fashion_csv.load_fashion_csv(test_csv), fashion_csv.PILFashionCSV(test_csv)
     generator = torch.Generator().manual_seed(0)
     rates = {
-        "pil_per_item": loader_images_per_s(DataLoader(slow, BATCH, shuffle=True, generator=generator)),
-        "pil_per_item_2_workers": loader_images_per_s(DataLoader(slow, BATCH, shuffle=True, generator=generator,
+        "pil_per_item": metrics.loader_images_per_second(DataLoader(slow, BATCH, shuffle=True, generator=generator)),
+        "pil_per_item_2_workers": metrics.loader_images_per_second(DataLoader(slow, BATCH, shuffle=True, generator=generator,
                                                                num_workers=2, persistent_workers=True)),
-        "tensor_per_item": loader_images_per_s(DataLoader(fast, BATCH, shuffle=True, generator=generator)),
-        "tensor_per_batch": loader_images_per_s(data.batch_loader(fast, BATCH, shuffle=True, generator=generator)),
+        "tensor_per_item": metrics.loader_images_per_second(DataLoader(fast, BATCH, shuffle=True, generator=generator)),
+        "tensor_per_batch": metrics.loader_images_per_second(data.batch_loader(fast, BATCH, shuffle=True, generator=generator)),
     }
     for name, rate in rates.items():
         print(f"  {name:<24}{rate:>12,.0f} images/s   {rate / rates['pil_per_item']:6.1f}x the PIL path", flush=True)
@@ -193,7 +182,7 @@ def main() -> None:
         print(f"\ncourse / source time: {report['wall_ratio']:.2f} (wall), {report['cpu_ratio']:.2f} (CPU); "
               f"mean test accuracy {mean['source']['test_acc']:.2%} (source) vs {mean['course']['test_acc']:.2%} (course)")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        files.atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

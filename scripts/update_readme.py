@@ -8,6 +8,8 @@ import json
 import re
 from pathlib import Path
 
+from helpers import files
+
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 COLUMNS = [  # (key in results.json, column title, format string)
@@ -54,7 +56,7 @@ def main() -> None:
     new, count = re.subn(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     if count != 1:
         raise SystemExit(f"README.md must contain exactly one {START} ... {END} block (found {count})")
-    readme.write_text(new, encoding="utf-8")
+    files.atomic_write_text(readme, new)
     print(f"README.md: results table with {len(results)} lessons")
 
 

@@ -106,6 +106,24 @@ def test_a_pickle_that_calls_os_system_is_called_hostile_not_damaged(tmp_path, c
     assert "this must never run" not in capfd.readouterr().out
 
 
+def test_a_legacy_format_pickle_that_calls_os_system_is_refused_too(tmp_path):
+    path = tmp_path / "old_style.pt"
+    torch.save({"payload": RunsAShellCommand()}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(checkpoint.CheckpointError, match=r"old_style\.pt asks to run .*system"):
+        checkpoint.load_checkpoint(path)
+
+
+def test_load_model_names_model_args_the_model_does_not_take(tmp_path):
+    meta = checkpoint.ModelMeta("fashion_cnn", {"num_classes": 10, "colour": "red"}, data.FASHION_CLASSES, 28,
+                                data.FASHION_MEAN, data.FASHION_STD)
+    path = checkpoint.save_checkpoint(tmp_path / "m.pt", {"model": {}, "meta": meta.to_dict()})
+    with pytest.raises(checkpoint.CheckpointError, match=r"model_args .* do not build a 'fashion_cnn'"):
+        checkpoint.load_model(path)
+    checkpoint.save_checkpoint(path, {"model": {}, "meta": {**meta.to_dict(), "model_args": [10]}})
+    with pytest.raises(checkpoint.CheckpointError, match="its meta cannot describe a model"):
+        checkpoint.load_model(path)
+
+
 def test_a_whole_pickled_model_is_refused(tmp_path):
     path = tmp_path / "whole_model.pt"
     torch.save(linear(), path)  # the source's habit: torch.save(model)
@@ -166,6 +184,7 @@ def test_model_meta_round_trips_through_a_weights_only_file(tmp_path):
     ({"mean": (0.5, 0.5)}, "one value per channel"),
     ({"image_mode": "CMYK"}, "use 'L'"),
     ({"background": 300}, "grey level 0-255"),
+    ({"model_args": {}}, "includes num_classes"),
 ])
 def test_model_meta_refuses_what_cannot_be_rebuilt(change, message):
     with pytest.raises(ValueError, match=message):

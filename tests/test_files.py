@@ -3,6 +3,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -55,6 +56,11 @@ def test_the_next_write_removes_temporaries_left_by_a_killed_write(tmp_path):
     mine.write_bytes(b"in progress")
     other = tmp_path / f".best.pt.{dead}-0badc0de.tmp"                      # another file's: not touched
     other.write_bytes(b"x")
+    young = tmp_path / f".last.pt.{dead}-1ee7c0de.tmp"                      # seconds old: maybe another host's
+    young.write_bytes(b"x")
+    an_hour_ago = time.time() - 3600
+    for old in (stale, mine, other):
+        os.utime(old, (an_hour_ago, an_hour_ago))
     files.atomic_write_text(tmp_path / "last.pt", "new")
-    assert not stale.exists() and mine.exists() and other.exists()
+    assert not stale.exists() and mine.exists() and other.exists() and young.exists()
     assert (tmp_path / "last.pt").read_text() == "new"

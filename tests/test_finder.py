@@ -166,6 +166,26 @@ def test_the_unpacked_archive_appears_whole_or_not_at_all(isolated, monkeypatch)
     monkeypatch.setattr(finder.tarfile.TarFile, "extractall", killed)
     with pytest.raises(KeyboardInterrupt):
         finder.find_fer2013(isolated / "data")
-    assert not (isolated / "cache" / "fer2013").exists() and list((isolated / "cache").iterdir()) == []
+    assert list((isolated / "cache").iterdir()) == [], "no half-unpacked folder is left"
     monkeypatch.setattr(finder.tarfile.TarFile, "extractall", real_extract)
-    assert finder.find_fer2013(isolated / "data").train.is_relative_to(isolated / "cache" / "fer2013")
+    found = finder.find_fer2013(isolated / "data")
+    assert found.train.relative_to(isolated / "cache").parts[0].startswith("fer2013-")
+
+
+def test_a_replaced_archive_is_unpacked_afresh(isolated):
+    src = make_kaggle_fer(isolated / "kaggle")
+    archive = shutil.make_archive(str(isolated / "data" / "fer"), "gztar", src)
+    first = finder.find_fer2013(isolated / "data").train
+    shutil.rmtree(src / "train" / "train" / "happy" )
+    (src / "train" / "train" / "happy").mkdir()
+    shutil.copy(next((SAMPLES / "fer2013" / "train" / "sad").glob("*.jpg")), src / "train" / "train" / "happy")
+    shutil.make_archive(archive.removesuffix(".tar.gz"), "gztar", src)     # the same name, other contents
+    second = finder.find_fer2013(isolated / "data").train
+    assert second != first and len(list((second / "happy").iterdir())) == 1
+
+
+def test_a_course_data_that_is_a_file_is_named_as_a_file(isolated, monkeypatch):
+    (isolated / "data.zip").write_bytes(b"PK")
+    monkeypatch.setenv("COURSE_DATA", str(isolated / "data.zip"))
+    with pytest.raises(finder.DataNotFoundError, match="which is a file, not a folder"):
+        finder.find_fer2013(smoke=False)

@@ -59,14 +59,21 @@ def test_images_per_second_runs_for_at_least_min_seconds():
         metrics.images_per_second(lambda: 1, min_steps=0)
 
 
-def test_synchronize_waits_for_a_cpu_trivially_and_names_bad_devices():
-    metrics.synchronize("cpu")
-    with pytest.raises(RuntimeError):
-        metrics.synchronize("nonsense")
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_images_per_second_waits_for_the_gpu():
     a = torch.randn(4096, 4096, device="cuda")
     slow = metrics.images_per_second(lambda: (a @ a, 1)[1], "cuda", min_steps=5)
-    assert slow < 1e5, "without synchronising, queued matrix products would look free"
+    assert slow < 1e4, "without synchronising, queued matrix products would look almost free"
+
+
+def test_loader_images_per_second_counts_every_image_of_each_pass():
+    batches = [(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.zeros(5)) for _ in range(4)]
+    passes = []
+
+    class Loader:
+        def __iter__(self):
+            passes.append(1)
+            return iter(batches)
+
+    rate = metrics.loader_images_per_second(Loader(), passes=3)
+    assert len(passes) == 4 and rate > 0, "one warm-up pass, then three timed ones"

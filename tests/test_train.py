@@ -312,11 +312,38 @@ def test_resume_refuses_another_learning_rate_or_batch_size_naming_it(faces, tmp
     train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 1), scheduler)
     resume = make_config(tmp_path, 3, resume_from=tmp_path / "last.pt")
     model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=3, lr=1e-3)
-    with pytest.raises(checkpoint.CheckpointError, match=r"learning rate \[0\.00012\] in last\.pt, \[4e-05\] now"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"learning rate \[0\.003\] in last\.pt, \[0\.001\] now"):
         train.fit(model, train_loader, val_loader, optimizer, CPU, resume, scheduler)
     model, train_loader, val_loader, optimizer, scheduler = make_run(faces, num_epochs=3, batch_size=8)
     with pytest.raises(checkpoint.CheckpointError, match=r"batch size 16 in last\.pt, 8 now.*start a fresh run"):
         train.fit(model, train_loader, val_loader, optimizer, CPU, resume, scheduler)
+
+
+def test_resume_in_the_same_session_after_reduce_lr_on_plateau_is_not_refused(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, _ = make_run(faces)
+    for group in optimizer.param_groups:
+        group["lr"] = 1e-3
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=0, threshold=0.5)
+    train.fit(model, train_loader, val_loader, optimizer, CPU, make_config(tmp_path, 2, scheduler_step="epoch"), plateau)
+    assert optimizer.param_groups[0]["lr"] < 1e-3, "the plateau scheduler lowered the rate"
+    history = train.fit(model, train_loader, val_loader, optimizer, CPU,           # same objects, one more epoch
+                        make_config(tmp_path, 3, scheduler_step="epoch", resume_from=tmp_path / "last.pt"), plateau)
+    assert len(history.val_loss) == 3
+
+
+def test_fit_takes_a_loader_without_a_length(faces, tmp_path):
+    model, train_loader, val_loader, optimizer, _ = make_run(faces)
+
+    class Streamed:                       # like a DataLoader over an IterableDataset: no len()
+        def __iter__(self):
+            return iter(train_loader)
+
+        def __len__(self):
+            raise TypeError("object of type 'Streamed' has no len()")
+
+    history = train.fit(model, Streamed(), val_loader, optimizer, CPU, make_config(tmp_path, 1, scheduler_step="epoch"))
+    assert len(history.train_loss) == 1
+    assert checkpoint.load_checkpoint(tmp_path / "last.pt")["settings"]["batches_per_epoch"] is None
 
 
 def test_time_limited_stops_after_its_budget_and_counts_images():
@@ -349,8 +376,10 @@ def test_fp16_autocast_with_grad_scaler_trains_on_cuda(faces, tmp_path):
         logits = model(images)
         assert logits.dtype == torch.float16
         loss = F.cross_entropy(logits, labels)
+    before = [p.detach().clone() for p in model.parameters()]
     amp.backward_step(loss, optimizer)
-    assert amp.scaler.get_scale() > 1, "the scaler multiplies the loss before backward"
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "the scaled step updated nothing"
+    assert all(torch.isfinite(p).all() for p in model.parameters()), "unscaling left non-finite weights"
 
 
 @needs_cuda
