@@ -8,6 +8,8 @@ builds it, and ``checkpoint.load_model`` rebuilds it from a file.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from ultralytics.nn.modules import A2C2f, C3k2, Classify, Conv
@@ -21,6 +23,7 @@ if hasattr(ultralytics_patches, "_pil_plugins_registered"):
     ultralytics_patches._pil_plugins_registered = True
 
 MODEL_NAME = "emotionnet"                  # its name in models.MODELS and in checkpoints
+BUNDLE = "models/emotionnet_fer2013.pt"    # lesson 04's trained model (fp16 weights), in the repository
 ATTENTION_STRIDE = 16      # the first A2C2f block works on the 1/16-scale feature map
 
 
@@ -70,6 +73,12 @@ class EmotionNet(nn.Module):
         self.check_input(*images.shape[-2:])
         out = self.classify(self.backbone(images))
         return out[1] if isinstance(out, tuple) else out
+
+
+def bundle_path() -> Path:
+    """Return where lesson 04's full run saves its inference bundle and later lessons look for it."""
+    from helpers import env
+    return env.project_dir() / BUNDLE
 
 
 def flops_per_image(model: nn.Module, size: int, in_channels: int = 1) -> int:

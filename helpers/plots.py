@@ -48,17 +48,23 @@ def show_images(images: Sequence[torch.Tensor], titles: Sequence[str] | None = N
     return fig
 
 
-def plot_history(history, metric: str = "acc", title: str = "Learning curves") -> plt.Figure:
-    """Return a two-panel figure of loss and `metric` per epoch (train solid, validation dashed)."""
+def plot_history(history, metric: str = "acc", title: str = "Learning curves",
+                 train_loss_label: str = "train") -> plt.Figure:
+    """Return a two-panel figure of loss and `metric` per epoch (train solid, validation dashed).
+
+    `train_loss_label` names the training loss where it differs from the validation's plain
+    cross-entropy, e.g. "train (label-smoothed)".
+    """
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = range(1, len(history.train_loss) + 1)
-    ax_loss.plot(epochs, history.train_loss, label="train", **TRAIN_STYLE)
+    ax_loss.plot(epochs, history.train_loss, label=train_loss_label, **TRAIN_STYLE)
     ax_loss.plot(epochs, history.val_loss, label="validation", **VAL_STYLE)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss per image", title="Loss")
     train_metric, val_metric = getattr(history, f"train_{metric}"), getattr(history, f"val_{metric}")
     ax_metric.plot(epochs, train_metric, label="train", **TRAIN_STYLE)
     ax_metric.plot(epochs, val_metric, label="validation", **VAL_STYLE)
-    ax_metric.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+    name = {"acc": "accuracy"}.get(metric, metric)
+    ax_metric.set(xlabel="epoch", ylabel=name, title=name.capitalize())
     for ax in (ax_loss, ax_metric):
         ax.legend()
         ax.grid(alpha=0.3)
@@ -142,18 +148,33 @@ def plot_grouped_bars(groups: dict[str, Sequence[float]], class_names: Sequence[
 
 
 def draw_predictions(image: np.ndarray, boxes: np.ndarray, probs: torch.Tensor,
-                     class_names: Sequence[str], ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
+                     class_names: Sequence[str], ax: plt.Axes | None = None, title: str = "",
+                     zoom: float | None = None) -> plt.Axes:
     """Return axes showing the BGR `image` (as ``faces.read_image`` reads it) with each face box labelled
-    'class probability'."""
+    'class probability'.
+
+    Labels alternate above and below the boxes (left to right), so neighbouring faces' labels do not
+    overlap. With `zoom`, the view is cut to the boxes plus `zoom` box sides on every side, so that
+    small faces in a large photo are big enough to see.
+    """
     import cv2   # OpenCV comes with ultralytics; only this plot needs it
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 7 * image.shape[0] / image.shape[1]))
     ax.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    for (x, y, w, h), p in zip(boxes, probs):
+    order = np.argsort(np.asarray(boxes).reshape(-1, 4)[:, 0]) if len(boxes) else []
+    for rank, i in enumerate(order):
+        (x, y, w, h), p = boxes[i], probs[i]
         best = int(p.argmax())
         ax.add_patch(Rectangle((x, y), w, h, fill=False, color="lime", linewidth=2))
-        ax.text(x, y - 6, f"{class_names[best]} {p[best]:.2f}", color="black", fontsize=9,
+        below = rank % 2 == 1
+        ax.text(x, y + h + 4 if below else y - 4, f"{class_names[best]} {p[best]:.2f}", color="black",
+                fontsize=9, va="top" if below else "bottom",
                 bbox={"facecolor": "lime", "edgecolor": "none", "pad": 1.5})
+    if zoom is not None and len(boxes):
+        b = np.asarray(boxes).reshape(-1, 4)
+        pad = zoom * b[:, 2:].max()
+        ax.set_xlim(max(0, b[:, 0].min() - pad), min(image.shape[1], (b[:, 0] + b[:, 2]).max() + pad))
+        ax.set_ylim(min(image.shape[0], (b[:, 1] + b[:, 3]).max() + pad), max(0, b[:, 1].min() - pad))
     ax.set_title(title or f"{len(boxes)} face(s) found")
     ax.axis("off")
     return ax

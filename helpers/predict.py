@@ -20,17 +20,25 @@ from helpers import checkpoint, data, transforms
 BUNDLE_FORMAT = "course-inference-bundle-1"
 
 
-def make_bundle(model: nn.Module, meta: checkpoint.ModelMeta) -> dict:
-    """Return an inference bundle: the model's weights plus its ModelMeta (as plain values)."""
+def make_bundle(model: nn.Module, meta: checkpoint.ModelMeta, half: bool = False) -> dict:
+    """Return an inference bundle: the model's weights plus its ModelMeta (as plain values).
+
+    With ``half=True`` floating-point weights are stored as float16 (half the file; loading puts them
+    back into the model's float32 parameters, where the rounding is at most 1 part in 2,048).
+    """
     if not isinstance(meta, checkpoint.ModelMeta):
         raise TypeError(f"meta is a {type(meta).__name__}; describe the model with checkpoint.ModelMeta(...), "
                         f"so that the bundle holds everything needed to rebuild it and prepare its images")
-    return {"format": BUNDLE_FORMAT, "model": checkpoint.unwrap_model(model).state_dict(), "meta": meta.to_dict()}
+    weights = checkpoint.unwrap_model(model).state_dict()
+    if half:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    weights = {k: v.contiguous() for k, v in weights.items()}     # channels_last models store plain layout
+    return {"format": BUNDLE_FORMAT, "model": weights, "meta": meta.to_dict()}
 
 
-def save_bundle(path: str | Path, model: nn.Module, meta: checkpoint.ModelMeta) -> Path:
-    """Write the inference bundle of `model` to `path` atomically and return the path."""
-    return checkpoint.save_checkpoint(path, make_bundle(model, meta))
+def save_bundle(path: str | Path, model: nn.Module, meta: checkpoint.ModelMeta, half: bool = False) -> Path:
+    """Write the inference bundle of `model` to `path` atomically and return the path (see make_bundle)."""
+    return checkpoint.save_checkpoint(path, make_bundle(model, meta, half))
 
 
 def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, checkpoint.ModelMeta]:

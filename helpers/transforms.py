@@ -12,6 +12,8 @@ Never a vertical flip: no test image is upside down.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torchvision.transforms import v2
 
@@ -84,15 +86,20 @@ class FaceBatchTransform(torch.nn.Module):
 
     With ``train=True`` each face gets its own random zoom (crop), small rotation, shift and horizontal
     flip, all in one ``grid_sample`` call on the batch's device, and then a random contrast change
-    (each face's pixels spread around its own mean by a factor within 1 +- `jitter`).
+    (each face's pixels spread around its own mean by a factor within 1 +- `jitter`). With
+    `erase` > 0, that share of the faces also gets one random rectangle (2-20% of the image, aspect
+    0.3-3.3, as in torchvision's ``RandomErasing``) set to the mean: the model must not rely on one
+    part of the face.
     Never a vertical flip: no test face is upside down. Random numbers come from torch's global RNG
     (on the CPU), so seeding and checkpointed RNG states make the augmentation repeatable.
     """
 
     def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], train: bool = False,
-                 max_rotation: float = 10.0, min_scale: float = 0.85, jitter: float = 0.2):
+                 max_rotation: float = 10.0, min_scale: float = 0.85, jitter: float = 0.2, erase: float = 0.0):
         super().__init__()
-        self.size, self.train_mode = size, train
+        if not 0 <= erase <= 1:
+            raise ValueError(f"erase is the share of faces that get a rectangle erased, between 0 and 1; got {erase}")
+        self.size, self.train_mode, self.erase = size, train, erase
         self.max_rotation, self.min_scale, self.jitter = max_rotation, min_scale, jitter
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
@@ -101,6 +108,8 @@ class FaceBatchTransform(torch.nn.Module):
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         if self.train_mode:
             x = self._augment(x)
+            if self.erase:
+                x = self._erase(x)
         elif x.shape[-2:] != (self.size, self.size):
             x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear",
                                                 align_corners=False, antialias=x.shape[-1] > self.size)
@@ -122,5 +131,21 @@ class FaceBatchTransform(torch.nn.Module):
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         return ((x - mean) * contrast + mean).clamp(0, 1)
 
+    def _erase(self, x: torch.Tensor) -> torch.Tensor:
+        """Set one random rectangle of a random `erase` share of the faces to the dataset mean."""
+        n, side = len(x), self.size
+        r = torch.rand(n, 5)  # on the CPU, like _augment's numbers
+        area = (0.02 + 0.18 * r[:, 0]) * side * side
+        aspect = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * r[:, 1])
+        h = (area * aspect).sqrt().clamp(1, side).floor()
+        w = (area / aspect).sqrt().clamp(1, side).floor()
+        top, left = (r[:, 2] * (side - h + 1)).floor(), (r[:, 3] * (side - w + 1)).floor()
+        rows, cols = torch.arange(side).view(1, -1, 1), torch.arange(side).view(1, 1, -1)
+        inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
+                  & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
+        inside &= (r[:, 4] < self.erase).view(-1, 1, 1)
+        fill = self.mean.to(x.device).view(1, -1, 1, 1)
+        return torch.where(inside.unsqueeze(1).to(x.device), fill, x)
+
     def extra_repr(self) -> str:
-        return f"size={self.size}, train={self.train_mode}"
+        return f"size={self.size}, train={self.train_mode}, erase={self.erase}"

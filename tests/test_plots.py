@@ -45,3 +45,14 @@ def test_confusion_matrix_rows_are_normalised():
     ax = plots.plot_confusion_matrix([0, 0, 1, 1], [0, 1, 1, 1], ["a", "b"])
     values = [t.get_text() for t in ax.texts]
     assert values == ["0.50", "0.50", "0.00", "1.00"]
+
+
+def test_draw_predictions_alternates_labels_and_zooms_to_the_faces():
+    image = np.zeros((400, 600, 3), dtype=np.uint8)
+    boxes = np.array([[330, 100, 20, 20], [300, 100, 20, 20]])       # neighbours, given right to left
+    probs = torch.tensor([[0.1, 0.9], [0.7, 0.3]])
+    ax = plots.draw_predictions(image, boxes, probs, ["sad", "happy"], zoom=1.0)
+    left, right = sorted(ax.texts, key=lambda t: t.get_position()[0])
+    assert left.get_text() == "sad 0.70" and left.get_position()[1] < 100, "the leftmost label sits above its box"
+    assert right.get_position()[1] > 120, "its neighbour's label sits below, so the two cannot overlap"
+    assert ax.get_xlim() == (280, 370) and ax.get_ylim() == (140, 80), "the view is the boxes plus one box side"

@@ -143,3 +143,14 @@ def test_a_face_model_bundle_predicts_a_real_face_from_the_command_line(tmp_path
     assert predict.preprocess(face, loaded_meta).shape == (1, len(mean), size, size)
     assert predict.main([str(path), str(face), "--top-k", "1"]) == 0
     assert capsys.readouterr().out.startswith(face.name)
+
+
+def test_half_bundle_is_half_the_size_and_predicts_alike(model, tmp_path):
+    full = predict.save_bundle(tmp_path / "full.pt", model, META)
+    half = predict.save_bundle(tmp_path / "half.pt", model, META, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, meta = predict.load_bundle(half)
+    assert meta == META and all(p.dtype == torch.float32 for p in loaded.parameters()), "weights come back as float32"
+    images = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(loaded.eval()(images), model(images), atol=1e-2)

@@ -81,3 +81,26 @@ def test_the_batch_transform_changes_contrast_but_keeps_each_face_mean():
     spread = out.std(dim=(1, 2, 3)) / plain.std(dim=(1, 2, 3))
     assert (spread < 0.95).any() and (spread > 1.05).any(), f"contrast should go both ways: {spread}"
     assert torch.allclose(out.mean(dim=(1, 2, 3)), plain.mean(dim=(1, 2, 3)), atol=0.02), "the mean stays"
+
+
+def test_erase_sets_one_rectangle_per_chosen_face_to_the_mean():
+    faces = torch.full((64, 1, 48, 48), 200, dtype=torch.uint8)
+    augment = transforms.FaceBatchTransform(48, (0.5,), (0.25,), train=True, max_rotation=0, min_scale=1.0,
+                                            jitter=0.0, erase=1.0)
+    torch.manual_seed(0)
+    out = augment(faces)
+    erased = (out == 0).flatten(1)               # the mean 0.5 normalises to exactly 0
+    share = erased.float().mean(1)
+    assert erased.any(1).all(), "erase=1 must erase a patch in every face"
+    assert ((share >= 0.01) & (share <= 0.21)).all(), f"patches must cover 2-20% of a face: {share}"
+    rows, cols = erased.view(-1, 48, 48).any(2), erased.view(-1, 48, 48).any(1)
+    assert torch.equal(erased.view(-1, 48, 48).sum((1, 2)), rows.sum(1) * cols.sum(1)), "each patch is one rectangle"
+    half = transforms.FaceBatchTransform(48, (0.5,), (0.25,), train=True, erase=0.5)
+    torch.manual_seed(0)
+    chosen = (half(faces) == 0).flatten(1).any(1).float().mean()
+    assert 0.25 < chosen < 0.75, f"erase=0.5 should erase about half the faces, got {chosen:.2f}"
+
+
+def test_erase_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        transforms.FaceBatchTransform(48, (0.5,), (0.25,), train=True, erase=1.5)
