@@ -1,8 +1,10 @@
 """helpers.emotionnet: logits in every mode, input sizes, size/FLOPs, and rebuilding from a checkpoint."""
+import hashlib
+
 import pytest
 import torch
 
-from helpers import checkpoint, data, emotionnet, models
+from helpers import checkpoint, data, emotionnet, env, models, predict, results
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +63,15 @@ def test_weights_for_another_num_classes_are_refused_with_shapes(tmp_path):
     with pytest.raises(checkpoint.CheckpointError,
                        match=r"classify\.linear\.weight: checkpoint \(3, 1280\) vs model \(7, 1280\)"):
         checkpoint.load_model(path)
+
+
+def test_the_shipped_bundle_matches_its_recorded_checksum_and_loads():
+    """Lesson 04's full run ships its model for lessons 05, 06 and 08; results.json records its checksum."""
+    entry = results.read_results(env.project_dir() / "figures" / results.RESULTS_FILE)["04_emotionnet_train_amp"]
+    path = emotionnet.bundle_path()
+    assert entry["bundle"] == emotionnet.BUNDLE and path.is_file(), f"{emotionnet.BUNDLE} is missing"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["bundle_sha256"], "the bundle is not the recorded one"
+    model, meta = predict.load_bundle(path)
+    assert meta.class_names == data.FER_CLASSES and meta.input_size == entry["input_size"]
+    with torch.no_grad():
+        assert model.eval()(torch.zeros(2, 1, meta.input_size, meta.input_size)).shape == (2, 7)
