@@ -27,6 +27,9 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 # Per-channel statistics, measured in lesson 02 on the full training splits (pixels scaled to 0-1).
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
 FER_MEAN, FER_STD = (0.5077,), (0.2551,)
+# The same gray statistics, once for each of the three channels of an RGB network such as EfficientNet
+# (its gray faces are copied into all three channels).
+FER_MEAN_RGB, FER_STD_RGB = (0.5077, 0.5077, 0.5077), (0.2551, 0.2551, 0.2551)
 # The statistics of ImageNet: the right choice only for a network pretrained on ImageNet.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

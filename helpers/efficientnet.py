@@ -2,8 +2,9 @@
 fast, plain fallback to random initialisation when they cannot), the new classifier head, freezing.
 ``models.build_model("efficientnet_b0", 7)`` builds it with random weights (as a checkpoint reloads it).
 
-The weights API: ``efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)``. The old
-``pretrained=True`` argument was removed from torchvision.
+The weights API: ``efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)``, or ``weights=None``
+for random ones. The older boolean argument has been deprecated since torchvision 0.13 (0.29 still
+accepts it, with a warning); the course never uses it.
 """
 from __future__ import annotations
 
@@ -85,14 +86,14 @@ def efficientnet_b0_classifier(num_classes: int, dropout: float = HEAD_DROPOUT,
     return replace_head(model, num_classes, dropout)
 
 
-def build_efficientnet_b0(num_classes: int, pretrained: bool,
+def build_efficientnet_b0(num_classes: int, imagenet: bool,
                           dropout: float = HEAD_DROPOUT) -> tuple[nn.Module, str]:
     """Return (EfficientNet-B0 with a `num_classes` head, weights_used).
 
     `weights_used` is ``IMAGENET_WEIGHTS`` when the ImageNet weights were loaded, else ``RANDOM_INIT``
-    (also when `pretrained` is True but they cannot be obtained: see ``fetch_imagenet_weights``).
+    (also when `imagenet` is True but they cannot be obtained: see ``fetch_imagenet_weights``).
     """
-    state = fetch_imagenet_weights()[0] if pretrained else None
+    state = fetch_imagenet_weights()[0] if imagenet else None
     model = efficientnet_b0_classifier(num_classes, dropout, state)
     return model, IMAGENET_WEIGHTS if state is not None else RANDOM_INIT
 

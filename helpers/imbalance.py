@@ -1,5 +1,6 @@
 """Class imbalance: class counts, sampler and loss weights computed from the labels alone, and the
-class-balancing training loader (lesson 06). The metrics that show what accuracy hides are in
+class-balancing training loader, and logit adjustment (lesson 06, which writes each of them in its
+own cells first; ``tests/test_taught_code.py`` checks that the lesson's code and this module's agree). The metrics that show what accuracy hides are in
 ``helpers.metrics``; the seeded stratified split is ``data.split_indices``.
 
 Everything here works on ``dataset.targets`` (a list of class indices that ImageFolder builds from the
@@ -56,6 +57,22 @@ def weighted_cross_entropy(weight: torch.Tensor) -> Callable:
     def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, labels, weight=weight.to(logits.device, logits.dtype))
     return loss_fn
+
+
+def class_prior(targets: Sequence[int], num_classes: int) -> torch.Tensor:
+    """Return each class's share of `targets` (sums to 1): the prior a model trained on them learns."""
+    counts = class_counts(targets, num_classes).double()
+    return (counts / counts.sum()).float()
+
+
+def logit_adjust(logits: torch.Tensor, prior: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+    """Return `logits` - `tau` * log(`prior`): a model's scores re-balanced after training (Menon et al., 2021).
+
+    A model trained on imbalanced data learns p(class | image), which carries the training prior;
+    subtracting log(prior) removes it, so that every class is treated as equally likely. `tau`
+    sets how much: 0 changes nothing, 1 removes the prior fully. It costs no training.
+    """
+    return logits - tau * prior.log().to(logits)
 
 
 def make_train_loader(train_set: Dataset, batch_size: int, generator: torch.Generator, use_sampler: bool,

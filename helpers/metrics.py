@@ -56,15 +56,19 @@ def loader_images_per_second(loader, device: torch.device | str = "cpu", passes:
 
 
 def classification_metrics(labels: Sequence[int], preds: Sequence[int], class_names: Sequence[str]) -> dict:
-    """Return accuracy, macro-F1, weighted F1 and each class's recall (as ``recall_<class>``)."""
-    from sklearn.metrics import f1_score, recall_score
+    """Return accuracy, balanced accuracy, macro-F1, weighted F1, and each class's precision and recall
+    (as ``precision_<class>`` and ``recall_<class>``; a class never predicted has precision 0)."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
     labels, preds = np.asarray(labels), np.asarray(preds)
     classes = list(range(len(class_names)))
-    recalls = recall_score(labels, preds, labels=classes, average=None, zero_division=0)
+    precisions, recalls, _, _ = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
+    present = np.isin(classes, labels)                   # balanced accuracy: mean recall of the classes present
     return {
         "acc": float((labels == preds).mean()),
+        "balanced_acc": float(recalls[present].mean()),
         "macro_f1": float(f1_score(labels, preds, labels=classes, average="macro", zero_division=0)),
         "weighted_f1": float(f1_score(labels, preds, labels=classes, average="weighted", zero_division=0)),
+        **{f"precision_{name}": float(p) for name, p in zip(class_names, precisions)},
         **{f"recall_{name}": float(r) for name, r in zip(class_names, recalls)},
     }
 
@@ -82,15 +86,37 @@ def summarise_runs(runs: Sequence[dict], group: str = "arm"):
     return summary
 
 
-def compare_arms(runs: Sequence[dict], metric: str, baseline: str, group: str = "arm"):
-    """Return, per arm, the mean of `metric`, its seed range, the difference to `baseline`'s mean, and
-    whether the two arms' seed ranges are apart (a difference larger than the seed-to-seed spread)."""
+def paired_interval(differences: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Return (mean, low, high): the mean of paired `differences` (one per seed) and its t-interval.
+
+    With n seeds the interval is mean +- t(n-1) * std / sqrt(n), Student's t for a small sample; it
+    needs at least 2 differences. If it excludes 0, a difference of that sign is what the seeds show.
+    """
+    from scipy import stats
+    values = np.asarray(differences, dtype=float)
+    if len(values) < 2:
+        raise ValueError(f"{len(values)} paired difference(s); an interval needs at least 2 seeds per arm")
+    mean = float(values.mean())
+    half = float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def compare_arms(runs: Sequence[dict], metric: str, baseline: str, group: str = "arm", confidence: float = 0.95):
+    """Return, per arm, the mean and std of `metric`, and the difference to the `baseline` arm paired by seed:
+    its mean, the low and high ends of its `confidence` t-interval (``paired_interval``), and whether
+    that interval excludes 0 (``real``). Every arm must have run the same seeds as the baseline."""
     import pandas as pd
     frame = pd.DataFrame(list(runs))
     if baseline not in set(frame[group]):
         raise KeyError(f"baseline arm {baseline!r} is not among the runs' arms {sorted(set(frame[group]))}.")
-    stats = frame.groupby(group, sort=False)[metric].agg(["mean", "min", "max"])
-    base = stats.loc[baseline]
-    stats[f"diff_vs_{baseline.replace(' ', '_')}"] = stats["mean"] - base["mean"]
-    stats["apart_from_seed_spread"] = (stats["min"] > base["max"]) | (stats["max"] < base["min"])
-    return stats
+    by_seed = frame.pivot(index="seed", columns=group, values=metric)
+    rows = {}
+    for arm in frame[group].unique():
+        if by_seed[arm].isna().any() or by_seed[baseline].isna().any():
+            raise ValueError(f"arms {arm!r} and {baseline!r} did not run the same seeds; pair them seed by seed")
+        row = {"mean": by_seed[arm].mean(), "std": by_seed[arm].std(ddof=1)}
+        if arm != baseline:
+            diff, low, high = paired_interval(by_seed[arm] - by_seed[baseline], confidence)
+            row.update(diff=diff, low=low, high=high, real=bool(low > 0 or high < 0))
+        rows[arm] = row
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -142,7 +142,7 @@ def plot_grouped_bars(groups: dict[str, Sequence[float]], class_names: Sequence[
         ax.bar(offset, values, width, label=name, yerr=yerr, capsize=2)
     ax.set_xticks(x, class_names, rotation=30)
     ax.set(ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)   # beside the bars, not on them
     ax.grid(axis="y", alpha=0.3)
     return ax
 

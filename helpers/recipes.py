@@ -38,3 +38,56 @@ FASHION_SOURCE = Recipe("source", "source_cnn", epochs=20, batch_size=256, lr=1e
 FASHION_COURSE = Recipe("course", "fashion_cnn", epochs=9, batch_size=256, lr=4e-3, one_cycle=True, padding=0,
                         flip=True, label_smoothing=0.1, channels_last=True, normalize=True, bf16=True, tta=True,
                         fused_adam=True)
+
+
+# ---------------------------------------------------------------- FER2013 (lesson 04)
+
+@dataclass(frozen=True)
+class FaceRecipe:
+    """Lesson 04's way to train a network on FER2013 faces held in memory (``data.preload_faces``)."""
+    image_size: int = 48
+    batch_size: int = 128
+    max_lr: float = 3e-3           # AdamW, the peak of a OneCycle schedule stepped every batch
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    erase: float = 0.5             # share of training faces with one random rectangle erased
+    patience: int = 10             # epochs without a higher validation accuracy before stopping
+
+
+FER_COURSE = FaceRecipe()
+FER_SPLIT_SEED = 42                # lesson 04's seeded, stratified split of the training folder ...
+FER_VAL_FRACTION = 0.1             # ... into training and validation parts (lesson 06 rebuilds the same parts)
+
+
+def train_on_faces(model, train_part, val_part, device, num_epochs: int, mean: tuple[float, ...],
+                   std: tuple[float, ...], recipe: FaceRecipe = FER_COURSE, checkpoint_dir=None, meta=None,
+                   progress: bool = True):
+    """Train `model` on the TensorImages `train_part` with `recipe` for `num_epochs` (lesson 04's loop); return the History.
+
+    Batches are augmented on `device` (``transforms.FaceBatchTransform``) in channels_last layout; the
+    epoch is chosen by validation accuracy and, with `checkpoint_dir`, its weights are in ``best.pt``.
+    A 3-value `mean`/`std` turns the gray faces into 3-channel input (for RGB networks).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from helpers import data, train, transforms
+
+    def in_channels_last(transform):
+        return lambda images: transform(images).contiguous(memory_format=torch.channels_last)
+
+    generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+    augment = transforms.FaceBatchTransform(recipe.image_size, mean, std, train=True, erase=recipe.erase)
+    plain = transforms.FaceBatchTransform(recipe.image_size, mean, std)
+    train_loader = data.DeviceLoader(data.make_loader(train_part, recipe.batch_size, shuffle=True, generator=generator),
+                                     device, in_channels_last(augment))
+    val_loader = data.DeviceLoader(data.make_loader(val_part, 512), device, in_channels_last(plain))
+    model = model.to(device).to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.max_lr,
+                                                    total_steps=num_epochs * len(train_loader))
+    config = train.FitConfig(num_epochs=num_epochs, patience=recipe.patience, monitor="val_acc", scheduler_step="batch",
+                             checkpoint_dir=checkpoint_dir, meta=meta, progress=progress,
+                             loss_fn=lambda logits, labels: F.cross_entropy(logits, labels,
+                                                                            label_smoothing=recipe.label_smoothing))
+    return train.fit(model, train_loader, val_loader, optimizer, device, config, scheduler)

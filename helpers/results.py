@@ -17,6 +17,11 @@ def results_path() -> Path:
     return env.figures_dir() / RESULTS_FILE
 
 
+def committed_results() -> dict:
+    """Return the results of the committed full runs (``figures/results.json`` of the checkout), also in smoke mode."""
+    return read_results(env.project_dir() / "figures" / RESULTS_FILE)
+
+
 def read_results(path: Path | None = None) -> dict:
     """Return the recorded results as {lesson: {...}}, or {} when none were recorded yet."""
     path = path or results_path()

@@ -50,7 +50,7 @@ def face_transforms(size: int, mean: tuple[float, ...], std: tuple[float, ...],
     """
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"mean={mean}, std={std}: EfficientNet takes 3 channels, so give 3 values each "
-                         f"(e.g. data.IMAGENET_MEAN, or data.FER_MEAN * 3).")
+                         f"(e.g. data.IMAGENET_MEAN, or data.FER_MEAN_RGB).")
     pipeline = train_transforms if train else eval_transforms
     return v2.Compose([v2.Grayscale(num_output_channels=3), pipeline(size, mean, std)])
 

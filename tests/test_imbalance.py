@@ -61,3 +61,31 @@ def test_loss_class_weights_are_one_for_an_average_class_and_name_empty_classes(
     logits, labels = torch.randn(8, 3), torch.tensor([0, 0, 1, 1, 1, 1, 2, 2])
     expected = torch.nn.CrossEntropyLoss(weight=weights)(logits, labels)
     assert torch.allclose(imbalance.weighted_cross_entropy(weights)(logits, labels), expected)
+
+
+def test_class_prior_is_each_class_share():
+    prior = imbalance.class_prior(TARGETS, 4)
+    assert prior.tolist() == pytest.approx([0.3, 0.02, 0.5, 0.18]) and prior.sum() == pytest.approx(1)
+
+
+def test_logit_adjustment_removes_the_training_prior():
+    prior = imbalance.class_prior(TARGETS, 4)
+    logits = torch.randn(5, 4)
+    assert torch.equal(imbalance.logit_adjust(logits, prior, tau=0), logits), "tau=0 changes nothing"
+    # a model that learned nothing but the prior outputs log(prior); adjusted, it no longer prefers any class
+    flat = imbalance.logit_adjust(prior.log().expand(3, 4), prior)
+    assert torch.allclose(flat.softmax(1), torch.full((3, 4), 0.25))
+    # equal scores are decided for the rare class, by 1 / prior
+    assert imbalance.logit_adjust(torch.zeros(1, 4), prior).argmax().item() == 1
+    half = imbalance.logit_adjust(logits, prior, tau=0.5)
+    assert torch.allclose(half - logits, -0.5 * prior.log().expand(5, 4))
+
+
+def test_logit_adjustment_folded_into_the_bias_gives_the_same_logits():
+    torch.manual_seed(0)
+    prior = imbalance.class_prior(TARGETS, 4)
+    linear, x = torch.nn.Linear(8, 4), torch.randn(6, 8)
+    expected = imbalance.logit_adjust(linear(x), prior)
+    with torch.no_grad():
+        linear.bias -= prior.log()
+    assert torch.allclose(linear(x), expected, atol=1e-6)

@@ -26,16 +26,41 @@ def test_summarise_runs_gives_mean_and_spread_per_arm():
     assert summary.loc["a", ("runs", "")] == 2 and list(summary.index) == ["a", "b"]
 
 
-def test_compare_arms_flags_only_differences_beyond_the_seed_spread():
-    runs = [{"arm": "plain", "seed": 0, "f1": 0.30}, {"arm": "plain", "seed": 1, "f1": 0.34},
-            {"arm": "sampler", "seed": 0, "f1": 0.40}, {"arm": "sampler", "seed": 1, "f1": 0.42},
-            {"arm": "loss", "seed": 0, "f1": 0.33}, {"arm": "loss", "seed": 1, "f1": 0.37}]
+def test_balanced_accuracy_and_precision_per_class():
+    labels = [0, 0, 0, 1]
+    scores = metrics.classification_metrics(labels, [1, 1, 0, 1], ["common", "rare"])
+    assert scores["balanced_acc"] == pytest.approx((1 / 3 + 1) / 2)
+    assert scores["precision_rare"] == pytest.approx(1 / 3) and scores["precision_common"] == 1
+    never = metrics.classification_metrics(labels, [0, 0, 0, 0], ["common", "rare"])
+    assert never["precision_rare"] == 0, "a class never predicted has precision 0, not NaN"
+
+
+def test_paired_interval_is_the_t_interval_of_the_differences():
+    from scipy import stats
+    diffs = [0.02, 0.03, 0.01, 0.04]
+    mean, low, high = metrics.paired_interval(diffs)
+    expected = stats.t.interval(0.95, 3, loc=0.025, scale=stats.sem(diffs))
+    assert mean == pytest.approx(0.025) and (low, high) == pytest.approx(expected)
+    assert metrics.paired_interval([0.1, -0.1, 0.1, -0.1])[1] < 0 < metrics.paired_interval([0.1, -0.1, 0.1, -0.1])[2]
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        metrics.paired_interval([0.1])
+
+
+def test_compare_arms_pairs_by_seed_and_calls_real_only_intervals_that_exclude_zero():
+    # the sampler is better than plain in every seed by about 0.05; the loss arm wins some seeds and loses others
+    plain = [0.30, 0.40, 0.35, 0.45]
+    runs = ([{"arm": "plain", "seed": s, "f1": v} for s, v in enumerate(plain)]
+            + [{"arm": "sampler", "seed": s, "f1": v + 0.05 + 0.005 * s} for s, v in enumerate(plain)]
+            + [{"arm": "loss", "seed": s, "f1": v + (0.02 if s % 2 else -0.02)} for s, v in enumerate(plain)])
     table = metrics.compare_arms(runs, "f1", baseline="plain")
-    assert table.loc["sampler", "diff_vs_plain"] == pytest.approx(0.09)
-    assert table["apart_from_seed_spread"].to_dict() == {"plain": False, "sampler": True, "loss": False}
+    assert table.loc["sampler", "diff"] == pytest.approx(0.0575)
+    assert table.loc["sampler", "low"] > 0 and bool(table.loc["sampler", "real"])
+    assert not table.loc["loss", "real"] and table.loc["loss", "low"] < 0 < table.loc["loss", "high"]
+    assert table.loc["sampler", "std"] > 0, "seed-to-seed spread is large here, yet pairing shows the gain"
     with pytest.raises(KeyError, match="'none'"):
         metrics.compare_arms(runs, "f1", baseline="none")
-
+    with pytest.raises(ValueError, match="same seeds"):
+        metrics.compare_arms(runs + [{"arm": "late", "seed": 9, "f1": 0.5}], "f1", baseline="plain")
 
 
 def test_images_per_second_warms_up_then_times_at_least_the_asked_steps():

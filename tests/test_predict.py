@@ -127,7 +127,7 @@ def test_a_bundle_for_another_class_count_names_the_mismatch(tmp_path, model):
 
 @pytest.mark.parametrize("name, model_args, size, mean, std", [
     ("emotionnet", {"num_classes": 7}, 64, data.FER_MEAN, data.FER_STD),                            # lesson 04
-    ("efficientnet_b0", {"num_classes": 7}, 48, data.FER_MEAN * 3, data.FER_STD * 3),                # lesson 06
+    ("efficientnet_b0", {"num_classes": 7}, 48, data.FER_MEAN_RGB, data.FER_STD_RGB),                # lesson 06
 ])
 def test_a_face_model_bundle_predicts_a_real_face_from_the_command_line(tmp_path, capsys, name, model_args,
                                                                           size, mean, std):
@@ -154,3 +154,27 @@ def test_half_bundle_is_half_the_size_and_predicts_alike(model, tmp_path):
     images = torch.randn(16, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(loaded.eval()(images), model(images), atol=1e-2)
+
+
+def test_a_logit_adjusted_lesson_06_bundle_works_with_course_predict(tmp_path, capsys):
+    """Lesson 06 folds logit adjustment into the last bias and saves an ordinary bundle: course-predict reads it,
+    and its answers are the adjusted logits' answers."""
+    from helpers import features, imbalance
+    torch.manual_seed(0)
+    model = models.build_model("emotionnet", num_classes=7, area=1).eval()
+    prior = imbalance.class_prior([0] * 40 + [1] * 2 + [3] * 50 + [4] * 20 + [2, 5, 6] * 10, 7)
+    face = sorted((finder.SAMPLES_DIR / "fer2013" / "test" / "disgust").glob("*.jpg"))[0]
+    meta = checkpoint.ModelMeta("emotionnet", {"num_classes": 7, "area": 1}, data.FER_CLASSES, 48,
+                                data.FER_MEAN, data.FER_STD, background=129)
+    x = predict.preprocess(face, meta)
+    with torch.no_grad():
+        expected = imbalance.logit_adjust(model(x), prior).softmax(1)[0]
+        features.split_layers(model)[2][-1].bias -= prior.log()
+    path = predict.save_bundle(tmp_path / "emotionnet_logit_adjusted.pt", model, meta, half=True)
+    loaded, loaded_meta = predict.load_bundle(path)
+    ranked = predict.predict_file(loaded, loaded_meta, face, top_k=7)
+    assert [data.FER_CLASSES.index(name) for name, _ in ranked][0] == int(expected.argmax())
+    assert dict(ranked)[data.FER_CLASSES[int(expected.argmax())]] == pytest.approx(float(expected.max()), abs=2e-2)
+    assert predict.main([str(path), str(face), "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(face.name) and out.count("%") == 2

@@ -1,0 +1,33 @@
+"""helpers.recipes: lesson 04's FER recipe as a function, and the split later lessons rebuild."""
+import math
+
+import torch
+
+from helpers import data, emotionnet, finder, recipes, results
+
+
+def test_the_fer_split_is_the_one_lesson_04_recorded():
+    recorded = results.committed_results().get("04_emotionnet_train_amp")
+    assert recorded is not None, "figures/results.json has no lesson 04 entry"
+    assert recorded["split_seed"] == recipes.FER_SPLIT_SEED and recorded["val_fraction"] == recipes.FER_VAL_FRACTION, \
+        "lesson 06 rebuilds lesson 04's split from these constants: keep them equal to what lesson 04 ran with"
+    assert recorded["train_faces"] + recorded["val_faces"] == 28_709
+
+
+def test_train_on_faces_trains_an_emotionnet_with_lesson_04s_loop(tmp_path):
+    faces = data.preload_faces(finder.SAMPLES_DIR / "fer2013" / "train", max_per_class=8)
+    train_idx, val_idx = data.split_indices(faces.targets, torch.Generator().manual_seed(0), (0.75, 0.25))
+    torch.manual_seed(0)
+    model = emotionnet.EmotionNet(1, 7, area=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    recipe = recipes.FaceRecipe(batch_size=16)
+    history = recipes.train_on_faces(model, faces.subset(train_idx), faces.subset(val_idx), "cpu", 2,
+                                     data.FER_MEAN, data.FER_STD, recipe, checkpoint_dir=tmp_path, progress=False)
+    assert len(history.val_acc) == 2 and all(math.isfinite(v) for v in history.train_loss + history.val_loss)
+    assert history.lr[0] < recipe.max_lr, "one-cycle starts below its peak"
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "the weights must change"
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+
+
+def test_fer_rgb_statistics_repeat_the_gray_ones():
+    assert data.FER_MEAN_RGB == data.FER_MEAN * 3 and data.FER_STD_RGB == data.FER_STD * 3
