@@ -35,7 +35,9 @@ def show_images(images: Sequence[torch.Tensor], titles: Sequence[str] | None = N
                 size: float = 1.4, suptitle: str | None = None) -> plt.Figure:
     """Return a figure with `images` in a grid, un-normalised, each titled (e.g. with its class name)."""
     nrows = max(1, -(-len(images) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.25)), squeeze=False)
+    lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    # room above each image for its title's lines, so that a title never covers the image above it
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.17 * lines + 0.1)), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
@@ -59,12 +61,12 @@ def plot_history(history, metric: str = "acc", title: str = "Learning curves",
     epochs = range(1, len(history.train_loss) + 1)
     ax_loss.plot(epochs, history.train_loss, label=train_loss_label, **TRAIN_STYLE)
     ax_loss.plot(epochs, history.val_loss, label="validation", **VAL_STYLE)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss per image", title="Loss")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss per image", title="Training and validation loss")
     train_metric, val_metric = getattr(history, f"train_{metric}"), getattr(history, f"val_{metric}")
     ax_metric.plot(epochs, train_metric, label="train", **TRAIN_STYLE)
     ax_metric.plot(epochs, val_metric, label="validation", **VAL_STYLE)
     name = {"acc": "accuracy"}.get(metric, metric)
-    ax_metric.set(xlabel="epoch", ylabel=name, title=name.capitalize())
+    ax_metric.set(xlabel="epoch", ylabel=name, title=f"Training and validation {name}")
     for ax in (ax_loss, ax_metric):
         ax.legend()
         ax.grid(alpha=0.3)

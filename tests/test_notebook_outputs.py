@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")) + sorted(
+    (Path(__file__).resolve().parents[1] / "notebooks" / "solutions").glob("*.ipynb"))
 MACHINE_PATH = re.compile(r"(/work/|/root/|/home/\w+/|/tmp/|[A-Z]:\\\\Users\\\\)")
 
 

@@ -11,11 +11,13 @@ import textwrap
 
 import pytest
 
-from helpers import env, features, imbalance
+from helpers import data, env, features, imbalance
 
 NOTEBOOKS = env.project_dir() / "notebooks"
 
 TAUGHT = [
+    ("03_fashionmnist_csv_dataset", data, "TensorImages"),
+    ("03_fashionmnist_csv_dataset", data, "batch_loader"),
     ("06_weighted_sampler_efficientnet", imbalance, "class_counts"),
     ("06_weighted_sampler_efficientnet", imbalance, "sample_weights"),
     ("06_weighted_sampler_efficientnet", imbalance, "make_weighted_sampler"),
@@ -27,7 +29,7 @@ TAUGHT = [
 
 
 def notebook_functions(name: str) -> dict[str, str]:
-    """Return {function name: its source} for every top-level def in the notebook's code cells."""
+    """Return {name: its source} for every top-level function and class defined in the notebook's code cells."""
     cells = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
     found = {}
     for cell in cells:
@@ -35,7 +37,7 @@ def notebook_functions(name: str) -> dict[str, str]:
             continue
         source = "".join(cell["source"])
         for node in ast.parse(source).body:
-            if isinstance(node, ast.FunctionDef):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 found[node.name] = ast.get_source_segment(source, node)
     return found
 
