@@ -1,20 +1,17 @@
-"""Class imbalance: class counts, sampler and loss weights computed from the labels alone, and the
-class-balancing training loader, and logit adjustment (lesson 06, which writes each of them in its
-own cells first; ``tests/test_taught_code.py`` checks that the lesson's code and this module's agree). The metrics that show what accuracy hides are in
-``helpers.metrics``; the seeded stratified split is ``data.split_indices``.
+"""Class imbalance: class counts, sampler and loss weights computed from the labels alone, and logit
+adjustment (lesson 06, which writes each of them in its own cells first; ``tests/test_taught_code.py``
+checks that the lesson's code and this module's agree). The metrics that show what accuracy hides are
+in ``helpers.metrics``; the seeded stratified split is ``data.split_indices``.
 
 Everything here works on ``dataset.targets`` (a list of class indices that ImageFolder builds from the
 folder names), so nothing decodes an image to learn its label.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
-
-from helpers import data
+from torch.utils.data import WeightedRandomSampler
 
 
 def class_counts(targets: Sequence[int], num_classes: int) -> torch.Tensor:
@@ -52,13 +49,6 @@ def loss_class_weights(targets: Sequence[int], num_classes: int) -> torch.Tensor
     return (len(targets) / (num_classes * counts.float())).float()
 
 
-def weighted_cross_entropy(weight: torch.Tensor) -> Callable:
-    """Return a loss_fn(logits, labels): cross-entropy with per-class `weight` (moved to the logits' device)."""
-    def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, labels, weight=weight.to(logits.device, logits.dtype))
-    return loss_fn
-
-
 def class_prior(targets: Sequence[int], num_classes: int) -> torch.Tensor:
     """Return each class's share of `targets` (sums to 1): the prior a model trained on them learns."""
     counts = class_counts(targets, num_classes).double()
@@ -73,31 +63,3 @@ def logit_adjust(logits: torch.Tensor, prior: torch.Tensor, tau: float = 1.0) ->
     sets how much: 0 changes nothing, 1 removes the prior fully. It costs no training.
     """
     return logits - tau * prior.log().to(logits)
-
-
-def make_train_loader(train_set: Dataset, batch_size: int, generator: torch.Generator, use_sampler: bool,
-                      num_classes: int, num_workers: int = 0) -> DataLoader:
-    """Return the training loader: shuffled, or drawn by a class-balancing WeightedRandomSampler.
-
-    A sampler decides the order itself, so ``shuffle`` must stay off (DataLoader refuses both).
-    """
-    if not use_sampler:
-        return data.make_loader(train_set, batch_size, shuffle=True, generator=generator, num_workers=num_workers)
-    sampler = make_weighted_sampler(train_set.targets, num_classes, generator)
-    # generator= as well, so that fit finds it and saves its state: an exact resume replays the same draws
-    return data.make_loader(train_set, batch_size, sampler=sampler, generator=generator, num_workers=num_workers)
-
-
-def sampled_class_counts(loader: DataLoader, targets: Sequence[int], num_classes: int,
-                         num_batches: int) -> torch.Tensor:
-    """Return the class counts over the first `num_batches` batches `loader` would yield.
-
-    Reads only the indices its sampler draws (``loader.batch_sampler``), so no image is decoded.
-    """
-    targets = torch.as_tensor(targets, dtype=torch.long)
-    counts = torch.zeros(num_classes, dtype=torch.long)
-    for step, batch in enumerate(loader.batch_sampler):
-        if step == num_batches:
-            break
-        counts += torch.bincount(targets[list(batch)], minlength=num_classes)
-    return counts
