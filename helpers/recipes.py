@@ -40,6 +40,102 @@ FASHION_COURSE = Recipe("course", "fashion_cnn", epochs=9, batch_size=256, lr=4e
                         fused_adam=True)
 
 
+def prepare(images, recipe: Recipe, train: bool, generator=None):
+    """Return a uint8 batch as the float input `recipe` expects (shifted and flipped when training)."""
+    import torch
+
+    from helpers import data, transforms
+
+    if train and (recipe.padding or recipe.flip):
+        images = transforms.random_crop_flip(images, recipe.padding, recipe.flip, generator=generator)
+    mean, std = (data.FASHION_MEAN, data.FASHION_STD) if recipe.normalize else ((0.0,), (1.0,))
+    images = transforms.to_float(images, mean, std)
+    return images.contiguous(memory_format=torch.channels_last) if recipe.channels_last else images
+
+
+def autocast(recipe: Recipe):
+    """Return the recipe's bfloat16 autocast context on the CPU (a no-op when it trains in float32)."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16)
+
+
+def fashion_accuracy(model, loader, recipe: Recipe, tta: bool = False) -> float:
+    """Return the accuracy of `model` on `loader` (uint8 batches), with test-time flips if `tta`."""
+    import torch
+
+    model.eval()
+    correct = seen = 0
+    with torch.inference_mode(), autocast(recipe):
+        for images, labels in loader:
+            images = prepare(images, recipe, False)
+            scores = model(images).float().log_softmax(1)
+            if tta:
+                scores = scores + model(images.flip(3)).float().log_softmax(1)
+            correct += (scores.argmax(1) == labels).sum().item()
+            seen += len(labels)
+    return correct / seen
+
+
+def train_fashion(recipe: Recipe, train_set, val_set, test_set, seed: int, *, model_args: dict | None = None,
+                  on_epoch=None, log=print) -> dict:
+    """Train `recipe` from scratch on Fashion-MNIST (lesson 03's loop, on the CPU); return its figures and model.
+
+    The sets are ``data.TensorImages`` of uint8 images. Every epoch ends with the validation accuracy
+    (logged, and passed to ``on_epoch(epoch, figures)`` if given); the model of the last epoch is
+    scored once on `test_set`, with and without test-time flips. The returned dict holds the wall and
+    CPU time of training and validation, training images/s, accuracies, the per-epoch history and the
+    model itself (under ``"model"``).
+    """
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from helpers import data, env, models
+
+    generator = env.seed_everything(seed)
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES), **(model_args or {}))
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    train_loader = data.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator, drop_last=True)
+    val_loader = data.batch_loader(val_set, 1024)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, fused=recipe.fused_adam or None)
+    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * len(train_loader))
+                 if recipe.one_cycle else None)
+    history = {"train_loss": [], "val_acc": []}
+    wall, cpu, seen = time.perf_counter(), time.process_time(), 0
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        total_loss = 0.0
+        for images, labels in train_loader:
+            with autocast(recipe):
+                logits = model(prepare(images, recipe, True, generator))
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            seen += len(labels)
+            total_loss += loss.item() * len(labels)
+        history["train_loss"].append(total_loss / (len(train_loader) * recipe.batch_size))
+        history["val_acc"].append(fashion_accuracy(model, val_loader, recipe))
+        if on_epoch is not None:
+            on_epoch(epoch, {key: values[-1] for key, values in history.items()})
+        if log is not None:
+            log(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  train loss {history['train_loss'][-1]:.3f}  "
+                f"val_acc {history['val_acc'][-1]:.4f}  {time.perf_counter() - wall:.0f} s")
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    test_loader = data.batch_loader(test_set, 1024)
+    test_acc = fashion_accuracy(model, test_loader, recipe, recipe.tta)
+    test_acc_no_tta = fashion_accuracy(model, test_loader, recipe) if recipe.tta else test_acc
+    return {"recipe": recipe, "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "train_images_per_s": round(seen / wall), "val_acc": round(history["val_acc"][-1], 4),
+            "test_acc": round(test_acc, 4), "test_acc_no_tta": round(test_acc_no_tta, 4),
+            "parameters": models.count_parameters(model), "history": history, "model": model}
+
+
 # ---------------------------------------------------------------- FER2013 (lesson 04)
 
 @dataclass(frozen=True)

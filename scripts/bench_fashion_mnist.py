@@ -26,49 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from helpers import data, env, fashion_csv, files, finder, metrics, models, transforms
+from helpers import data, env, fashion_csv, files, finder, metrics, models, recipes
 from helpers import train as course_train
 from helpers.recipes import BF16_MIN_SPEEDUP, FASHION_COURSE, FASHION_SOURCE, SPLIT_SEED, VAL_FRACTION, Recipe
 
 BATCH = 256           # loading benchmark batch size
-
-
-def prepare(images: torch.Tensor, recipe: Recipe, train: bool, generator: torch.Generator) -> torch.Tensor:
-    """Return a uint8 batch as the float input `recipe` expects (augmented when training)."""
-    if train and (recipe.padding or recipe.flip):
-        images = transforms.random_crop_flip(images, recipe.padding, recipe.flip, generator=generator)
-    mean, std = (data.FASHION_MEAN, data.FASHION_STD) if recipe.normalize else ((0.0,), (1.0,))
-    images = transforms.to_float(images, mean, std)
-    return images.contiguous(memory_format=torch.channels_last) if recipe.channels_last else images
-
-
-def autocast(recipe: Recipe):
-    """Return the recipe's bfloat16 autocast context (a no-op when it trains in float32)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16)
-
-
-def accuracy(model: torch.nn.Module, loader: DataLoader, recipe: Recipe, generator: torch.Generator,
-             tta: bool = False) -> float:
-    """Return the accuracy of `model` on `loader` (with test-time flips if `tta`)."""
-    model.eval()
-    correct = seen = 0
-    with torch.inference_mode(), autocast(recipe):
-        for images, labels in loader:
-            images = prepare(images, recipe, False, generator)
-            scores = model(images).float().log_softmax(1)
-            if tta:
-                scores = scores + model(images.flip(3)).float().log_softmax(1)
-            correct += (scores.argmax(1) == labels).sum().item()
-            seen += len(labels)
-    return correct / seen
 
 
 def bf16_speedup(recipe: Recipe, train_set) -> float:
@@ -76,48 +44,17 @@ def bf16_speedup(recipe: Recipe, train_set) -> float:
     generator = torch.Generator().manual_seed(0)
     model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
     images, labels = train_set[list(range(recipe.batch_size))]
-    images = prepare(images, recipe, True, generator)
+    images = recipes.prepare(images, recipe, True, generator)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return course_train.autocast_speedup(model, images, labels)
 
 
 def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
-    """Train `recipe` from scratch; return its times, images/s and accuracies."""
-    generator = env.seed_everything(seed)
-    model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
-    if recipe.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    train_loader = data.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator,
-                                            drop_last=True)
-    val_loader = data.batch_loader(val_set, 1024)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, fused=recipe.fused_adam or None)
-    scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.lr, total_steps=recipe.epochs * len(train_loader))
-                 if recipe.one_cycle else None)
-    wall, cpu, seen = time.perf_counter(), time.process_time(), 0
-    for epoch in range(1, recipe.epochs + 1):
-        model.train()
-        for images, labels in train_loader:
-            with autocast(recipe):
-                logits = model(prepare(images, recipe, True, generator))
-            loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            seen += len(labels)
-        val_acc = accuracy(model, val_loader, recipe, generator)
-        print(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  last batch loss {loss.item():.3f}  val_acc {val_acc:.4f}  "
-              f"{time.perf_counter() - wall:.0f} s", flush=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    test_loader = data.batch_loader(test_set, 1024)
-    test_acc = accuracy(model, test_loader, recipe, generator, recipe.tta)
-    test_acc_no_tta = accuracy(model, test_loader, recipe, generator) if recipe.tta else test_acc
-    return {"recipe": asdict(recipe), "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "train_images_per_s": round(seen / wall), "val_acc": round(val_acc, 4), "test_acc": round(test_acc, 4),
-            "test_acc_no_tta": round(test_acc_no_tta, 4),
-            "parameters": models.count_parameters(model)}
+    """Train `recipe` from scratch (``recipes.train_fashion``, lesson 03's loop); return its figures for the report."""
+    run = recipes.train_fashion(recipe, train_set, val_set, test_set, seed, log=lambda line: print(line, flush=True))
+    return {"recipe": asdict(recipe), **{key: run[key] for key in ("seed", "wall_s", "cpu_s", "train_images_per_s",
+                                                                 "val_acc", "test_acc", "test_acc_no_tta", "parameters")}}
 
 
 def bench_loading(test_csv: Path) -> dict:

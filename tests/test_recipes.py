@@ -31,3 +31,25 @@ def test_train_on_faces_trains_an_emotionnet_with_lesson_04s_loop(tmp_path):
 
 def test_fer_rgb_statistics_repeat_the_gray_ones():
     assert data.FER_MEAN_RGB == data.FER_MEAN * 3 and data.FER_STD_RGB == data.FER_STD * 3
+
+
+def test_train_fashion_learns_and_repeats_itself_with_the_same_seed():
+    from dataclasses import replace
+
+    from helpers import fashion_csv
+
+    found = finder.find_fashion_mnist_csv(smoke=True)
+    full = fashion_csv.load_fashion_csv(found.train, max_rows=1200)
+    train_set, val_set = full.subset(range(1000)), full.subset(range(1000, 1200))
+    recipe = replace(recipes.FASHION_COURSE, epochs=2, batch_size=64, bf16=False)
+    seen = []
+    first = recipes.train_fashion(recipe, train_set, val_set, val_set, seed=3, log=None,
+                                  on_epoch=lambda epoch, figures: seen.append((epoch, figures["val_acc"])))
+    again = recipes.train_fashion(recipe, train_set, val_set, val_set, seed=3, log=None)
+    assert [epoch for epoch, _ in seen] == [1, 2] and seen[-1][1] == first["history"]["val_acc"][-1]
+    assert first["val_acc"] > 0.4, f"two epochs on 1,000 images should beat chance (10%) clearly: {first['val_acc']}"
+    assert first["history"] == again["history"], "the same seed must give the same run"
+    assert torch.equal(next(first["model"].parameters()), next(again["model"].parameters()))
+    wide = recipes.train_fashion(replace(recipe, epochs=1), train_set, val_set, val_set, seed=3, log=None,
+                                 model_args={"widths": (8, 16, 32)})
+    assert wide["parameters"] < first["parameters"]
