@@ -180,3 +180,15 @@ def draw_predictions(image: np.ndarray, boxes: np.ndarray, probs: torch.Tensor,
     ax.set_title(title or f"{len(boxes)} face(s) found")
     ax.axis("off")
     return ax
+
+
+def plot_curves(curves: dict[str, Sequence[float]], ylabel: str, title: str, xlabel: str = "epoch", ax=None):
+    """Return axes with one line per named curve, x counted from 1 (e.g. validation accuracy per epoch of several runs)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.grid(alpha=0.3)
+    return ax

@@ -56,3 +56,11 @@ def test_draw_predictions_alternates_labels_and_zooms_to_the_faces():
     assert left.get_text() == "sad 0.70" and left.get_position()[1] < 100, "the leftmost label sits above its box"
     assert right.get_position()[1] > 120, "its neighbour's label sits below, so the two cannot overlap"
     assert ax.get_xlim() == (280, 370) and ax.get_ylim() == (140, 80), "the view is the boxes plus one box side"
+
+
+def test_plot_curves_draws_one_line_per_run_from_epoch_one():
+    ax = plots.plot_curves({"a": [0.5, 0.7, 0.8], "b": [0.4, 0.6]}, "validation accuracy", "runs")
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["a", "b"]
+    assert list(lines[0].get_xdata()) == [1, 2, 3] and list(lines[1].get_ydata()) == [0.4, 0.6]
+    assert ax.get_ylabel() == "validation accuracy"
