@@ -1,0 +1,373 @@
+"""Lesson 09's training script: lesson 03's Fashion-MNIST training on several processes with DDP.
+
+On N processes of one machine (CPU cores or GPUs), from the course folder:
+
+    torchrun --standalone --nproc-per-node=2 -m helpers.ddp_train --out runs/ddp
+
+torchrun starts N copies of this program and gives each its rank (the environment variables RANK,
+LOCAL_RANK, WORLD_SIZE, and MASTER_ADDR / MASTER_PORT, where they meet). Every copy holds the whole
+model and trains on its own share of each batch; DistributedDataParallel averages the gradients
+across the copies while the backward pass runs, so all copies take the same step. Only rank 0 prints
+and writes files: ``config.json``, ``log.jsonl`` (a line per epoch), ``checkpoints/epoch_N.pt`` and
+``summary.json`` in ``--out``.
+
+Started without torchrun (``python -m helpers.ddp_train``) it trains as one process and says how to
+launch more. ``--micro-batches K`` makes that one process do the arithmetic of a K-process run: each
+batch cut into the K parts the K processes would get, their gradients added before one step.
+Lesson 09 checks that the two runs end with the same weights.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DistributedSampler
+
+from helpers import checkpoint, data, env, files, finder, models, recipes, transforms
+
+RECIPE = recipes.FASHION_COURSE          # lesson 03's settings: FashionCNN, Adam + one-cycle 4e-3, batch 256, flips
+LAUNCH = "torchrun --standalone --nproc-per-node=N -m helpers.ddp_train"
+SMOKE_TRAIN_IMAGES, SMOKE_EVAL_IMAGES = 1600, 500     # per split in smoke mode (COURSE_SMOKE=1)
+RESUME_KEYS = ("batch_size", "lr", "epochs", "seed", "train_images")   # what a resumed run must share
+
+
+class SetupError(ValueError):
+    """The run cannot start as asked (batch, processes, data, checkpoint); the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the run: its rank among `world_size` processes, and its device."""
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    backend: str | None          # "nccl" or "gloo"; None for one process started without torchrun
+
+    @property
+    def is_main(self) -> bool:
+        """Return True on rank 0, the one process that prints and writes files."""
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None = None) -> Dist:
+    """Join the process group torchrun prepared (nccl on CUDA, gloo on CPU); without torchrun, one process."""
+    if "RANK" not in os.environ:                       # plain `python -m helpers.ddp_train`
+        return Dist(0, 1, 0, env.get_device(device), None)
+    local_rank = int(os.environ["LOCAL_RANK"])         # this process's number on its own machine
+    if torch.cuda.is_available() and device in (None, "cuda"):
+        torch.cuda.set_device(local_rank)              # process k drives GPU k of its machine
+        dev, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        dev, backend = torch.device("cpu"), "gloo"
+    # reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT from the environment torchrun set
+    dist.init_process_group(backend, device_id=dev if backend == "nccl" else None)
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, backend)
+
+
+def default_threads() -> int:
+    """Return the CPU cores of this machine shared out among the processes torchrun started on it."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+@contextlib.contextmanager
+def main_process_first(d: Dist):
+    """Let rank 0 go first (to download the data, say) while the others wait at a barrier, then the rest."""
+    if d.backend is not None and not d.is_main:
+        dist.barrier()
+    yield
+    if d.backend is not None and d.is_main:
+        dist.barrier()
+
+
+def load_data(data_dir: str | None, smoke: bool, train_images: int | None):
+    """Return lesson 03's training and validation parts (seeded, stratified), the test set and the data's source."""
+    found = finder.find_fashion_mnist(data_dir, smoke=smoke)
+    sets = []
+    for train in (True, False):
+        raw = data.fashion_mnist(found.train if train else found.test, train=train)
+        sets.append(data.TensorImages(raw.data[:, None], raw.targets, data.FASHION_CLASSES))
+    full, test = sets
+    split = torch.Generator().manual_seed(recipes.SPLIT_SEED)
+    train_idx, val_idx = data.split_indices(full.targets, split, (1 - recipes.VAL_FRACTION, recipes.VAL_FRACTION))
+    cap = SMOKE_EVAL_IMAGES if smoke else None
+    return (full.subset(train_idx[:train_images]), full.subset(val_idx[:cap]),
+            test.subset(list(range(len(test)))[:cap]), found.source)
+
+
+def check_shards(n_train: int, n_eval: int, processes: int, batch_size: int) -> int:
+    """Return each process's share of the global `batch_size`; raise SetupError if a process would get no data."""
+    if batch_size % processes:
+        fit = processes * -(-batch_size // processes)
+        raise SetupError(f"--batch-size {batch_size} is the global batch, and it cannot be cut into {processes} "
+                         f"equal shares; use a multiple of {processes}, e.g. {fit}")
+    share = batch_size // processes
+    if n_train // processes < share:
+        raise SetupError(f"each of the {processes} processes gets {n_train // processes} of the {n_train} training "
+                         f"images, fewer than its share of a batch ({batch_size} / {processes} = {share}), so it "
+                         f"would never take a step; use a --batch-size of at most {n_train} or more training images")
+    if n_eval < processes:
+        raise SetupError(f"only {n_eval} evaluation images for {processes} processes: process {n_eval} and up would "
+                         f"have none to score; start at most {n_eval} processes")
+    return share
+
+
+def flip_mask(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Return which of the `n` training images are mirrored in `epoch`: drawn from the seed and the epoch only,
+    so every process, and a one-process run, flips the same images whoever trains on them."""
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    return torch.rand(n, generator=generator) < 0.5
+
+
+def prepare(dataset: data.TensorImages, indices: list[int], flips: torch.Tensor | None, device: torch.device):
+    """Return the images at `indices` (mirrored where `flips` says, normalised, channels_last) and their labels."""
+    images, labels = dataset[indices]
+    images = images.to(device)
+    if flips is not None:
+        images = torch.where(flips[indices].to(device)[:, None, None, None], images.flip(3), images)
+    images = transforms.to_float(images, data.FASHION_MEAN, data.FASHION_STD)
+    return images.contiguous(memory_format=torch.channels_last), labels.to(device)
+
+
+@contextlib.contextmanager
+def buffers_kept(model: nn.Module):
+    """Undo what the forward passes inside do to BatchNorm's running statistics (buffers, not weights).
+
+    They are restored after the backward pass, which still needs the tensors the forward pass saw."""
+    saved = [buffer.clone() for buffer in model.buffers()]
+    yield
+    with torch.no_grad():
+        for buffer, old in zip(model.buffers(), saved):
+            buffer.copy_(old)
+
+
+def train_epoch(model: nn.Module, dataset: data.TensorImages, batches, flips: torch.Tensor, optimizer,
+                scheduler, micro_batches: int = 1, on_step=None) -> torch.Tensor:
+    """Train one pass over `batches` (lists of indices); return this process's [loss sum, correct, images].
+
+    With `micro_batches` K, each batch is cut into the K parts K processes would get (part k holds
+    positions k, k + K, ...); their gradients add up before one step. Like DDP, which keeps rank 0's
+    BatchNorm statistics, only the first part updates the running statistics.
+    """
+    model.train()
+    device = next(model.parameters()).device
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
+    for indices in batches:
+        optimizer.zero_grad(set_to_none=True)
+        for part in range(micro_batches):
+            images, labels = prepare(dataset, indices[part::micro_batches], flips, device)
+            with buffers_kept(model) if part else contextlib.nullcontext():
+                logits = model(images)
+                loss = F.cross_entropy(logits, labels, label_smoothing=RECIPE.label_smoothing)
+                (loss / micro_batches).backward()  # DDP averages the gradients of the processes; this adds parts
+            totals += torch.stack([loss.detach().double() * len(labels), (logits.argmax(1) == labels).sum(),
+                                   torch.tensor(len(labels), device=device)])
+        optimizer.step()
+        scheduler.step()
+        if on_step is not None:
+            on_step(scheduler.last_epoch)
+    return totals
+
+
+def all_sum(totals: torch.Tensor, d: Dist) -> torch.Tensor:
+    """Return `totals` added up over all processes (every process gets the same sums)."""
+    if d.backend is not None:
+        dist.all_reduce(totals, op=dist.ReduceOp.SUM)
+    return totals
+
+
+def share_buffers(model: nn.Module, d: Dist) -> None:
+    """Copy rank 0's BatchNorm running statistics to every process, so that all evaluate the same model."""
+    if d.backend is not None:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: data.TensorImages, d: Dist, flips: bool = False) -> dict[str, float]:
+    """Return loss and accuracy on `dataset`: process r scores images r, r + N, r + 2N, ... and the sums are
+    all-reduced (a DistributedSampler would pad the shares to equal length with repeated images)."""
+    model.eval()
+    mine = list(range(d.rank, len(dataset), d.world_size))
+    totals = torch.zeros(3, dtype=torch.float64, device=d.device)
+    for start in range(0, len(mine), 1024):
+        images, labels = prepare(dataset, mine[start:start + 1024], None, d.device)
+        logits = model(images)
+        if flips:                                  # lesson 03's test-time flips: add the mirror image's log-probabilities
+            logits = logits.log_softmax(1) + model(images.flip(3)).log_softmax(1)
+        totals += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                               (logits.argmax(1) == labels).sum(), torch.tensor(len(labels), device=d.device)])
+    loss_sum, correct, count = all_sum(totals, d).tolist()
+    return {"loss": loss_sum / count, "acc": correct / count}
+
+
+def save_state(path: Path, model: nn.Module, optimizer, scheduler, epoch: int, config: dict) -> None:
+    """Write everything needed to continue after `epoch` (rank 0 only), atomically: a crash leaves the old file."""
+    meta = checkpoint.ModelMeta(model_name=RECIPE.model, model_args={"num_classes": len(data.FASHION_CLASSES)},
+                                class_names=data.FASHION_CLASSES, input_size=28, mean=data.FASHION_MEAN,
+                                std=data.FASHION_STD)
+    checkpoint.save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                      "scheduler": scheduler.state_dict(), "epoch": epoch, "config": config,
+                                      "meta": meta.to_dict()})
+
+
+def resume(path: str, model: nn.Module, optimizer, scheduler, config: dict, device: torch.device) -> int:
+    """Load a checkpoint written by any number of processes; return how many epochs it had finished."""
+    state = checkpoint.load_checkpoint(path, map_location=device)
+    changed = {key: (state.get("config", {}).get(key), config[key]) for key in RESUME_KEYS
+               if state.get("config", {}).get(key) != config[key]}
+    if changed:
+        raise SetupError(f"{path} was trained with other settings ({', '.join(f'{k}: saved {a}, now {b}' for k, (a, b) in changed.items())}); "
+                         f"resume with the saved ones, since the data order and the schedule follow from them")
+    model.load_state_dict(state["model"])          # plain keys: rank 0 saved the model inside the DDP wrapper
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return state["epoch"]
+
+
+class WeightTrace:
+    """Every `every` optimizer steps, a copy of all the weights (lesson 09 plots how two runs drift apart)."""
+
+    def __init__(self, model: nn.Module, every: int):
+        self.model, self.every, self.steps, self.weights = model, every, [], []
+
+    def __call__(self, step: int) -> None:
+        if step % self.every == 0:
+            self.steps.append(step)
+            self.weights.append(torch.cat([p.detach().flatten() for p in self.model.parameters()]).cpu())
+
+    def save(self, path: Path) -> None:
+        """Write the steps and the weights (steps x parameters) to `path`, atomically."""
+        files.atomic_write(path, lambda tmp: torch.save({"steps": self.steps, "weights": torch.stack(self.weights)}, tmp))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the command-line options (the defaults are lesson 03's recipe; smaller in smoke mode)."""
+    smoke = env.smoke_mode()
+    parser = argparse.ArgumentParser(prog="python -m helpers.ddp_train", description=__doc__.split("\n\n")[0],
+                                     epilog=f"On N processes: {LAUNCH} [options]")
+    parser.add_argument("--epochs", type=positive, default=2 if smoke else RECIPE.epochs)
+    parser.add_argument("--batch-size", type=positive, default=64 if smoke else RECIPE.batch_size,
+                        help="the global batch: all processes together (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=RECIPE.lr, help="Adam's peak one-cycle rate (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=positive, default=None,
+                        help="torch threads per process (default: the cores divided among the processes)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if there is a GPU")
+    parser.add_argument("--micro-batches", type=positive, default=1,
+                        help="one process only: cut each batch in this many parts, as that many processes would")
+    parser.add_argument("--train-images", type=positive, default=SMOKE_TRAIN_IMAGES if smoke else None,
+                        help="train on the first this many images of the training part (default: all)")
+    parser.add_argument("--data", default=None, help="a folder holding Fashion-MNIST (default: the course's finder)")
+    parser.add_argument("--out", default="runs/ddp", help="where rank 0 writes (default %(default)s)")
+    parser.add_argument("--resume", default=None, help="a checkpoint (checkpoints/epoch_N.pt) to continue from")
+    parser.add_argument("--trace-every", type=positive, default=None, help="save the weights every this many steps")
+    return parser.parse_args(argv)
+
+
+def positive(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def build(d: Dist, args: argparse.Namespace, steps_per_epoch: int):
+    """Return (the plain model, the model to train: DDP-wrapped under torchrun, the optimizer, the schedule)."""
+    torch.manual_seed(args.seed)                   # the same initial weights everywhere (DDP also copies rank 0's)
+    model = models.build_model(RECIPE.model, len(data.FASHION_CLASSES)).to(d.device, memory_format=torch.channels_last)
+    trained = model
+    if d.backend is not None:
+        trained = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=RECIPE.fused_adam)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
+    return model, trained, optimizer, scheduler
+
+
+def run(args: argparse.Namespace, d: Dist) -> dict:
+    """Train, validate every epoch and test at the end; return the summary (rank 0 also writes the files)."""
+    say = print if d.is_main else (lambda *_, **__: None)
+    out = Path(args.out)
+    if d.backend is None:
+        say(f"Not started by torchrun: training as one process. For N processes: {LAUNCH} [options]")
+    elif args.micro_batches > 1:
+        raise SetupError("--micro-batches imitates several processes in one; under torchrun leave it at 1")
+    with main_process_first(d):
+        train_set, val_set, test_set, source = load_data(args.data, env.smoke_mode(), args.train_images)
+    share = check_shards(len(train_set), min(len(val_set), len(test_set)), d.world_size * args.micro_batches,
+                         args.batch_size)
+    sampler = DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=args.seed,
+                                 drop_last=True)
+    batches = BatchSampler(sampler, share * args.micro_batches, drop_last=True)
+    model, trained, optimizer, scheduler = build(d, args, len(batches))
+    config = {**vars(args), "train_images": len(train_set), "world_size": d.world_size, "backend": d.backend,
+              "threads": torch.get_num_threads(), "device": str(d.device), "data": source}
+    start_epoch = resume(args.resume, model, optimizer, scheduler, config, d.device) if args.resume else 0
+    say(f"{d.world_size} process(es) on {d.device} ({d.backend or 'no process group'}), "
+        f"{torch.get_num_threads()} threads each; global batch {args.batch_size} = {d.world_size * args.micro_batches}"
+        f" x {share}; {len(batches)} steps an epoch; data: {source}")
+    if d.is_main:
+        files.atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
+    trace = WeightTrace(model, args.trace_every) if args.trace_every and d.is_main else None
+    if trace is not None:
+        trace(scheduler.last_epoch)
+    train_s, seen_all, history = 0.0, 0, []
+    for epoch in range(start_epoch, args.epochs):
+        sampler.set_epoch(epoch)                   # a new order every epoch, the same on every process
+        start = time.perf_counter()
+        loss_sum, correct, seen = all_sum(train_epoch(trained, train_set, batches, flip_mask(len(train_set), args.seed, epoch),
+                                                      optimizer, scheduler, args.micro_batches, trace), d).tolist()
+        seconds = time.perf_counter() - start
+        train_s, seen_all = train_s + seconds, seen_all + int(seen)
+        share_buffers(model, d)
+        val = evaluate(model, val_set, d)
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                        "val_loss": val["loss"], "val_acc": val["acc"], "seconds": seconds,
+                        "images_per_s": seen / seconds})
+        say(f"epoch {epoch + 1}/{args.epochs}  train_loss {loss_sum / seen:.4f}  val_loss {val['loss']:.4f}  "
+            f"val_acc {val['acc']:.4f}  {seconds:.1f} s ({seen / seconds:,.0f} images/s)")
+        if d.is_main:
+            with open(out / "log.jsonl", "a", encoding="utf-8") as log:
+                log.write(json.dumps({**history[-1], "rank": d.rank}) + "\n")
+            save_state(out / "checkpoints" / f"epoch_{epoch + 1}.pt", model, optimizer, scheduler, epoch + 1, config)
+    test = evaluate(model, test_set, d, flips=RECIPE.tta)
+    summary = {**config, "hardware": env.hardware_summary(d.device), "history": history, "train_time_s": train_s,
+               "images_per_s": seen_all / train_s if train_s else None, "test_acc": test["acc"], "test_loss": test["loss"]}
+    say(f"test accuracy {test['acc']:.4f} (with test-time flips); {train_s:.1f} s of training")
+    if d.is_main:
+        files.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if trace is not None:
+            trace.save(out / "trace.pt")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the script: parse the options, join the processes, train; return the exit status."""
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads or default_threads())   # before any work: N processes x T threads <= cores
+    d = setup_distributed(args.device)
+    try:
+        run(args, d)
+        return 0
+    except (SetupError, checkpoint.CheckpointError, finder.DataNotFoundError) as err:
+        if d.is_main:                              # every process meets the same error; one message is enough
+            print(f"helpers.ddp_train: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if d.backend is not None:
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
