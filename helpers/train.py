@@ -52,6 +52,7 @@ class FitConfig:
     loss_fn: Callable | None = None         # training loss on (logits, labels); None = cross-entropy
     progress: bool = True                   # tqdm progress bars (one per loop level)
     meta: checkpoint.ModelMeta | None = None    # what the model is, saved in every checkpoint
+    on_epoch_end: Callable | None = None    # called as on_epoch_end(epoch, history) after each epoch, before its checkpoint
 
 
 @dataclass
@@ -357,6 +358,8 @@ def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optim
         _one_epoch(run, train_loader, val_loader, device)
         if config.patience is not None and run.bad_epochs >= config.patience and epoch < config.num_epochs:
             run.history.stopped_early = True
+        if config.on_epoch_end is not None:     # e.g. log the epoch to TensorBoard (lesson 07); before the checkpoint,
+            config.on_epoch_end(epoch, run.history)     # so a stop in between repeats the epoch rather than loses it
         if out_dir is not None:
             checkpoint.save_checkpoint(out_dir / "last.pt", run.state())
             if run.history.best_epoch == epoch:
