@@ -83,16 +83,18 @@ def default_threads() -> int:
 
 @contextlib.contextmanager
 def main_process_first(d: Dist):
-    """Let rank 0 go first (to download the data, say) while the others wait at a barrier, then the rest."""
-    if d.backend is not None and not d.is_main:
+    """Let the first process of each machine go first (to download the data, say) while the others wait at a
+    barrier, then let the others through."""
+    if d.backend is not None and d.local_rank != 0:
         dist.barrier()
     yield
-    if d.backend is not None and d.is_main:
+    if d.backend is not None and d.local_rank == 0:
         dist.barrier()
 
 
-def load_data(data_dir: str | None, smoke: bool, train_images: int | None):
+def load_data(data_dir: str | None, train_images: int | None):
     """Return lesson 03's training and validation parts (seeded, stratified), the test set and the data's source."""
+    smoke = env.smoke_mode()
     found = finder.find_fashion_mnist(data_dir, smoke=smoke)
     sets = []
     for train in (True, False):
@@ -212,27 +214,43 @@ def evaluate(model: nn.Module, dataset: data.TensorImages, d: Dist, flips: bool 
     return {"loss": loss_sum / count, "acc": correct / count}
 
 
-def save_state(path: Path, model: nn.Module, optimizer, scheduler, epoch: int, config: dict) -> None:
+@dataclass
+class Training:
+    """What one process trains with: the data, its share of every batch, the model, optimizer and schedule."""
+    train_set: data.TensorImages
+    val_set: data.TensorImages
+    test_set: data.TensorImages
+    sampler: DistributedSampler
+    batches: BatchSampler          # lists of indices: this process's share of each global batch
+    model: nn.Module               # the plain model: evaluated and saved
+    trained: nn.Module             # the model the training steps call: DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    share: int                     # images per process in each step
+    source: str                    # where the data came from
+
+
+def save_state(path: Path, t: Training, epoch: int, config: dict) -> None:
     """Write everything needed to continue after `epoch` (rank 0 only), atomically: a crash leaves the old file."""
     meta = checkpoint.ModelMeta(model_name=RECIPE.model, model_args={"num_classes": len(data.FASHION_CLASSES)},
                                 class_names=data.FASHION_CLASSES, input_size=28, mean=data.FASHION_MEAN,
                                 std=data.FASHION_STD)
-    checkpoint.save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                      "scheduler": scheduler.state_dict(), "epoch": epoch, "config": config,
+    checkpoint.save_checkpoint(path, {"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+                                      "scheduler": t.scheduler.state_dict(), "epoch": epoch, "config": config,
                                       "meta": meta.to_dict()})
 
 
-def resume(path: str, model: nn.Module, optimizer, scheduler, config: dict, device: torch.device) -> int:
+def resume(path: str, t: Training, config: dict, device: torch.device) -> int:
     """Load a checkpoint written by any number of processes; return how many epochs it had finished."""
     state = checkpoint.load_checkpoint(path, map_location=device)
-    changed = {key: (state.get("config", {}).get(key), config[key]) for key in RESUME_KEYS
-               if state.get("config", {}).get(key) != config[key]}
-    if changed:
-        raise SetupError(f"{path} was trained with other settings ({', '.join(f'{k}: saved {a}, now {b}' for k, (a, b) in changed.items())}); "
-                         f"resume with the saved ones, since the data order and the schedule follow from them")
-    model.load_state_dict(state["model"])          # plain keys: rank 0 saved the model inside the DDP wrapper
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    saved = state.get("config", {})
+    if changed := [f"{key}: saved {saved.get(key)}, now {config[key]}" for key in RESUME_KEYS
+                   if saved.get(key) != config[key]]:
+        raise SetupError(f"{path} was trained with other settings ({'; '.join(changed)}); resume with the saved "
+                         f"ones, since the data order and the schedule follow from them")
+    t.model.load_state_dict(state["model"])        # plain keys: rank 0 saved the model inside the DDP wrapper
+    t.optimizer.load_state_dict(state["optimizer"])
+    t.scheduler.load_state_dict(state["scheduler"])
     return state["epoch"]
 
 
@@ -283,68 +301,76 @@ def positive(text: str) -> int:
     return int(text)
 
 
-def build(d: Dist, args: argparse.Namespace, steps_per_epoch: int):
-    """Return (the plain model, the model to train: DDP-wrapped under torchrun, the optimizer, the schedule)."""
+def setup_training(args: argparse.Namespace, d: Dist) -> Training:
+    """Load the data (the first process of each machine first), cut it into this process's shares, build the model."""
+    with main_process_first(d):
+        train_set, val_set, test_set, source = load_data(args.data, args.train_images)
+    parts = d.world_size * args.micro_batches
+    share = check_shards(len(train_set), min(len(val_set), len(test_set)), parts, args.batch_size)
+    sampler = DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=args.seed,
+                                 drop_last=True)
+    batches = BatchSampler(sampler, share * args.micro_batches, drop_last=True)
     torch.manual_seed(args.seed)                   # the same initial weights everywhere (DDP also copies rank 0's)
     model = models.build_model(RECIPE.model, len(data.FASHION_CLASSES)).to(d.device, memory_format=torch.channels_last)
     trained = model
-    if d.backend is not None:
+    if d.backend is not None:                      # from here on, backward() averages the gradients of all processes
         trained = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=RECIPE.fused_adam)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
-    return model, trained, optimizer, scheduler
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(batches))
+    return Training(train_set, val_set, test_set, sampler, batches, model, trained, optimizer, scheduler, share,
+                    source)
+
+
+def train_and_validate(epoch: int, t: Training, args: argparse.Namespace, d: Dist, trace=None) -> dict:
+    """Train `epoch` on this process's shares, validate, and return the epoch's figures summed over all processes."""
+    t.sampler.set_epoch(epoch)                     # a new order every epoch, the same on every process
+    flips = flip_mask(len(t.train_set), args.seed, epoch)
+    start = time.perf_counter()
+    totals = train_epoch(t.trained, t.train_set, t.batches, flips, t.optimizer, t.scheduler, args.micro_batches, trace)
+    loss_sum, correct, images = all_sum(totals, d).tolist()
+    seconds = time.perf_counter() - start
+    share_buffers(t.model, d)
+    val = evaluate(t.model, t.val_set, d)
+    return {"epoch": epoch + 1, "train_loss": loss_sum / images, "train_acc": correct / images,
+            "val_loss": val["loss"], "val_acc": val["acc"], "images": int(images), "seconds": seconds}
 
 
 def run(args: argparse.Namespace, d: Dist) -> dict:
     """Train, validate every epoch and test at the end; return the summary (rank 0 also writes the files)."""
     say = print if d.is_main else (lambda *_, **__: None)
-    out = Path(args.out)
     if d.backend is None:
         say(f"Not started by torchrun: training as one process. For N processes: {LAUNCH} [options]")
     elif args.micro_batches > 1:
         raise SetupError("--micro-batches imitates several processes in one; under torchrun leave it at 1")
-    with main_process_first(d):
-        train_set, val_set, test_set, source = load_data(args.data, env.smoke_mode(), args.train_images)
-    share = check_shards(len(train_set), min(len(val_set), len(test_set)), d.world_size * args.micro_batches,
-                         args.batch_size)
-    sampler = DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=args.seed,
-                                 drop_last=True)
-    batches = BatchSampler(sampler, share * args.micro_batches, drop_last=True)
-    model, trained, optimizer, scheduler = build(d, args, len(batches))
-    config = {**vars(args), "train_images": len(train_set), "world_size": d.world_size, "backend": d.backend,
-              "threads": torch.get_num_threads(), "device": str(d.device), "data": source}
-    start_epoch = resume(args.resume, model, optimizer, scheduler, config, d.device) if args.resume else 0
-    say(f"{d.world_size} process(es) on {d.device} ({d.backend or 'no process group'}), "
-        f"{torch.get_num_threads()} threads each; global batch {args.batch_size} = {d.world_size * args.micro_batches}"
-        f" x {share}; {len(batches)} steps an epoch; data: {source}")
+    t = setup_training(args, d)
+    config = {**vars(args), "train_images": len(t.train_set), "world_size": d.world_size, "backend": d.backend,
+              "threads": torch.get_num_threads(), "device": str(d.device), "data_source": t.source}
+    say(f"{d.world_size} process(es) on {d.device} ({d.backend or 'no process group'}), {config['threads']} "
+        f"threads each; global batch {args.batch_size} = {args.batch_size // t.share} x {t.share}; "
+        f"{len(t.batches)} steps an epoch; data: {t.source}")
+    start_epoch = resume(args.resume, t, config, d.device) if args.resume else 0
+    out = Path(args.out)
     if d.is_main:
         files.atomic_write_text(out / "config.json", json.dumps(config, indent=2) + "\n")
-    trace = WeightTrace(model, args.trace_every) if args.trace_every and d.is_main else None
+    trace = WeightTrace(t.model, args.trace_every) if args.trace_every and d.is_main else None
     if trace is not None:
-        trace(scheduler.last_epoch)
-    train_s, seen_all, history = 0.0, 0, []
+        trace(t.scheduler.last_epoch)              # the weights before the first step (or at the resumed step)
+    history = []
     for epoch in range(start_epoch, args.epochs):
-        sampler.set_epoch(epoch)                   # a new order every epoch, the same on every process
-        start = time.perf_counter()
-        loss_sum, correct, seen = all_sum(train_epoch(trained, train_set, batches, flip_mask(len(train_set), args.seed, epoch),
-                                                      optimizer, scheduler, args.micro_batches, trace), d).tolist()
-        seconds = time.perf_counter() - start
-        train_s, seen_all = train_s + seconds, seen_all + int(seen)
-        share_buffers(model, d)
-        val = evaluate(model, val_set, d)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                        "val_loss": val["loss"], "val_acc": val["acc"], "seconds": seconds,
-                        "images_per_s": seen / seconds})
-        say(f"epoch {epoch + 1}/{args.epochs}  train_loss {loss_sum / seen:.4f}  val_loss {val['loss']:.4f}  "
-            f"val_acc {val['acc']:.4f}  {seconds:.1f} s ({seen / seconds:,.0f} images/s)")
-        if d.is_main:
+        history.append(train_and_validate(epoch, t, args, d, trace))
+        h = history[-1]
+        say(f"epoch {h['epoch']}/{args.epochs}  train_loss {h['train_loss']:.4f}  val_loss {h['val_loss']:.4f}  "
+            f"val_acc {h['val_acc']:.4f}  {h['seconds']:.1f} s ({h['images'] / h['seconds']:,.0f} images/s)")
+        if d.is_main:                              # one process writes; the others hold the same weights
             with open(out / "log.jsonl", "a", encoding="utf-8") as log:
-                log.write(json.dumps({**history[-1], "rank": d.rank}) + "\n")
-            save_state(out / "checkpoints" / f"epoch_{epoch + 1}.pt", model, optimizer, scheduler, epoch + 1, config)
-    test = evaluate(model, test_set, d, flips=RECIPE.tta)
-    summary = {**config, "hardware": env.hardware_summary(d.device), "history": history, "train_time_s": train_s,
-               "images_per_s": seen_all / train_s if train_s else None, "test_acc": test["acc"], "test_loss": test["loss"]}
+                log.write(json.dumps({**h, "rank": d.rank}) + "\n")
+            save_state(out / "checkpoints" / f"epoch_{epoch + 1}.pt", t, epoch + 1, config)
+    test = evaluate(t.model, t.test_set, d, flips=RECIPE.tta)
+    train_s = sum(h["seconds"] for h in history)
     say(f"test accuracy {test['acc']:.4f} (with test-time flips); {train_s:.1f} s of training")
+    summary = {**config, "hardware": env.hardware_summary(d.device), "history": history, "train_time_s": train_s,
+               "images_per_s": sum(h["images"] for h in history) / train_s if history else None,
+               "test_acc": test["acc"], "test_loss": test["loss"]}
     if d.is_main:
         files.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
         if trace is not None:
