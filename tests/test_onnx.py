@@ -3,9 +3,12 @@
 The model is lesson 03's FashionCNN (random weights, seeded), exported once per test session; the
 images are the real Fashion-MNIST sample shipped with the course.
 """
+import ast
+import inspect
 import json
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import onnx
@@ -185,3 +188,27 @@ def test_bad_batches_get_errors_that_name_what_the_model_takes(session, batch, m
 def test_top_k_below_one_is_refused(session, image_file):
     with pytest.raises(ValueError, match="at least 1"):
         onnx_predict.predict_image(session, image_file, top_k=0)
+
+
+TAUGHT = {onnx_export: ["preprocessing_metadata", "export_onnx", "torch_logits", "onnx_logits", "compare_logits",
+                        "latencies_ms"],
+          onnx_predict: ["make_session", "prepare_image", "predict_image", "check_batch"]}
+
+
+def _notebook_functions(name: str) -> dict[str, str]:
+    cells = json.loads((env.project_dir() / "notebooks" / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+    found = {}
+    for source in ("".join(c["source"]) for c in cells if c["cell_type"] == "code"):
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                found[node.name] = ast.get_source_segment(source, node)
+    return found
+
+
+@pytest.mark.parametrize("module, name", [(m, n) for m, names in TAUGHT.items() for n in names],
+                         ids=lambda v: v if isinstance(v, str) else v.__name__.split(".")[-1])
+def test_the_lessons_code_and_the_helpers_are_the_same(module, name):
+    written = _notebook_functions("08_onnx_export_runtime")
+    assert name in written, f"08_onnx_export_runtime.ipynb no longer defines {name}; update TAUGHT"
+    same = ast.dump(ast.parse(textwrap.dedent(written[name]))) == ast.dump(ast.parse(inspect.getsource(getattr(module, name))))
+    assert same, f"{name} in lesson 08 differs from {module.__name__}.{name}: change both the same way"
