@@ -10,8 +10,9 @@ import json
 import textwrap
 
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
-from helpers import data, env, features, imbalance
+from helpers import data, env, features, imbalance, train_cli
 
 NOTEBOOKS = env.project_dir() / "notebooks"
 
@@ -25,6 +26,7 @@ TAUGHT = [
     ("06_weighted_sampler_efficientnet", imbalance, "class_prior"),
     ("06_weighted_sampler_efficientnet", imbalance, "logit_adjust"),
     ("06_weighted_sampler_efficientnet", features, "split_layers"),
+    ("07_script_tensorboard_lr_schedules", train_cli, "make_scheduler"),
 ]
 
 
@@ -35,7 +37,7 @@ def notebook_functions(name: str) -> dict[str, str]:
     for cell in cells:
         if cell["cell_type"] != "code":
             continue
-        source = "".join(cell["source"])
+        source = TransformerManager().transform_cell("".join(cell["source"]))   # `!cmd` lines become Python
         for node in ast.parse(source).body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 found[node.name] = ast.get_source_segment(source, node)
