@@ -233,26 +233,39 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", *, model_na
 # ---------------------------------------------------------------- random number generators
 
 def rng_state(generator: torch.Generator | None = None) -> dict:
-    """Return the states of Python's, NumPy's and torch's RNGs (and `generator`) as weights_only-safe values."""
+    """Return the states of Python's, NumPy's and torch's RNGs (and `generator`) as weights_only-safe values.
+
+    torch's include every CUDA GPU's (an empty list without CUDA) and, on a Mac whose GPU torch can use,
+    the MPS generator's under ``"mps"`` (the key is left out elsewhere).
+    """
     version, keys, gauss = random.getstate()
     name, np_keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    return {
+    state = {
         "python": [version, list(keys), gauss],
         "numpy": [name, np_keys.tolist(), int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "generator": generator.get_state() if generator is not None else None,
     }
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None:
-    """Restore the RNG states saved by ``rng_state`` (and `generator`'s, when both are there)."""
+    """Restore the RNG states saved by ``rng_state`` (and `generator`'s, when both are there).
+
+    A GPU's state is restored where that GPU is available; one saved without it (a checkpoint written
+    on a CPU, or before MPS states were saved) leaves that GPU's generator as it is.
+    """
     version, keys, gauss = state["python"]
     random.setstate((version, tuple(keys), gauss))
     name, np_keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, np.array(np_keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())
-    if state["cuda"] and torch.cuda.is_available():
+    if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
-    if generator is not None and state["generator"] is not None:
+    if state.get("mps") is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"].cpu())
+    if generator is not None and state.get("generator") is not None:
         generator.set_state(state["generator"].cpu())

@@ -231,3 +231,39 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
     checkpoint.set_rng_state(checkpoint.load_checkpoint(tmp_path / "rng.pt")["rng"], generator)
     got = (random.random(), np.random.randn(), torch.rand(2), torch.rand(2, generator=generator))
     assert got[:2] == expected[:2] and torch.equal(got[2], expected[2]) and torch.equal(got[3], expected[3])
+
+
+class FakeMPS:
+    """Stands for a Mac's MPS generator: a state that rng_state saves and set_rng_state puts back."""
+
+    def __init__(self):
+        self.state, self.restored = torch.tensor([1, 2, 3], dtype=torch.uint8), []
+
+    def install(self, monkeypatch):
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+        monkeypatch.setattr(torch.mps, "get_rng_state", lambda device="mps": self.state.clone())
+        monkeypatch.setattr(torch.mps, "set_rng_state", lambda state, device="mps": self.restored.append(state))
+
+
+def test_the_mps_rng_state_is_saved_and_restored_where_mps_exists(tmp_path, monkeypatch):
+    mps = FakeMPS()
+    mps.install(monkeypatch)
+    checkpoint.save_checkpoint(tmp_path / "rng.pt", {"rng": checkpoint.rng_state()})
+    saved = checkpoint.load_checkpoint(tmp_path / "rng.pt")["rng"]
+    assert torch.equal(saved["mps"], mps.state), "a checkpoint written on a Mac must hold the MPS generator's state"
+    checkpoint.set_rng_state(saved)
+    assert len(mps.restored) == 1 and torch.equal(mps.restored[0], mps.state)
+
+
+def test_a_checkpoint_without_an_mps_state_still_restores(tmp_path, monkeypatch):
+    torch.manual_seed(3)
+    old = checkpoint.rng_state()              # this machine has no MPS: no "mps" key, as in older checkpoints
+    old.pop("mps", None)
+    expected = torch.rand(2)
+    mps = FakeMPS()
+    mps.install(monkeypatch)                  # resumed on a Mac: the MPS generator is left as it is
+    checkpoint.set_rng_state(old)
+    assert torch.equal(torch.rand(2), expected) and mps.restored == []
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    checkpoint.set_rng_state({**old, "mps": mps.state})     # a Mac's checkpoint resumed elsewhere
+    assert mps.restored == []
