@@ -9,7 +9,9 @@ LOCAL_RANK, WORLD_SIZE, and MASTER_ADDR / MASTER_PORT, where they meet). Every c
 model and trains on its own share of each batch; DistributedDataParallel averages the gradients
 across the copies while the backward pass runs, so all copies take the same step. Only rank 0 prints
 and writes files: ``config.json``, ``log.jsonl`` (a line per epoch), ``checkpoints/epoch_N.pt`` and
-``summary.json`` in ``--out``.
+``summary.json`` in ``--out``. Each process talks to the others through NCCL on a GPU of its own where the
+machine has a GPU for every process, otherwise through Gloo on the CPU (``choose_backend``; it says so when
+it leaves GPUs unused), so two processes also run on a one-GPU machine such as Colab's.
 
 Started without torchrun (``python -m helpers.ddp_train``) it trains as one process and says how to
 launch more. ``--micro-batches K`` makes that one process do the arithmetic of a K-process run: each
@@ -54,6 +56,7 @@ class Dist:
     local_rank: int
     device: torch.device
     backend: str | None          # "nccl" or "gloo"; None for one process started without torchrun
+    note: str = ""               # why Gloo on the CPU was chosen on a machine that has GPUs
 
     @property
     def is_main(self) -> bool:
@@ -61,24 +64,49 @@ class Dist:
         return self.rank == 0
 
 
+def choose_backend(gpus: int, processes: int, device: str | None = None) -> tuple[str, str, str]:
+    """Return (backend, device type, note) for `processes` processes on a machine with `gpus` CUDA GPUs.
+
+    NCCL needs a GPU of its own for every process, so it is chosen only where there are at least as many
+    GPUs as processes; otherwise Gloo on the CPU, with a note that says why when there are GPUs. `device`
+    "cpu" asks for Gloo on the CPU; "cuda" asks for NCCL and raises SetupError where the GPUs are too few.
+    """
+    if device == "cpu":
+        return "gloo", "cpu", ""
+    if gpus >= processes:
+        return "nccl", "cuda", ""
+    if device == "cuda":
+        raise SetupError(f"--device cuda needs a GPU for each of the {processes} processes on this machine, and it "
+                         f"has {gpus}; start at most {gpus} processes (--nproc-per-node={gpus}), or use --device cpu"
+                         if gpus else "--device cuda, but this machine has no CUDA GPU; use --device cpu")
+    if gpus == 0:
+        return "gloo", "cpu", ""
+    return "gloo", "cpu", (f"Gloo on the CPU: {processes} processes on this machine and {gpus} GPU(s), and NCCL needs "
+                           f"a GPU for each process. With N GPUs: {LAUNCH} --device cuda")
+
+
 def setup_distributed(device: str | None = None) -> Dist:
-    """Join the process group torchrun prepared (nccl on CUDA, gloo on CPU); without torchrun, one process."""
+    """Join the process group torchrun prepared (NCCL with a GPU per process where there are enough GPUs, else
+    Gloo on the CPU: see choose_backend); without torchrun, one process on `device` (default: the best there is)."""
     if "RANK" not in os.environ:                       # plain `python -m helpers.ddp_train`
         return Dist(0, 1, 0, env.get_device(device), None)
     local_rank = int(os.environ["LOCAL_RANK"])         # this process's number on its own machine
-    if torch.cuda.is_available() and device in (None, "cuda"):
-        torch.cuda.set_device(local_rank)              # process k drives GPU k of its machine
-        dev, backend = torch.device("cuda", local_rank), "nccl"
-    else:
-        dev, backend = torch.device("cpu"), "gloo"
+    here = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))   # processes on this machine
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend, kind, note = choose_backend(gpus, here, device)
+    dev = torch.device(kind, local_rank) if kind == "cuda" else torch.device(kind)
+    if kind == "cuda":
+        torch.cuda.set_device(dev)                     # process k drives GPU k of its machine
     # reads RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT from the environment torchrun set
     dist.init_process_group(backend, device_id=dev if backend == "nccl" else None)
-    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, backend)
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, dev, backend, note)
 
 
 def default_threads() -> int:
-    """Return the CPU cores of this machine shared out among the processes torchrun started on it."""
-    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    """Return the CPU cores this process may use shared out among the processes torchrun started on this machine
+    (the cores it may use: a container or `taskset` can allow fewer than the machine has)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 @contextlib.contextmanager
@@ -282,7 +310,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=positive, default=None,
                         help="torch threads per process (default: the cores divided among the processes)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: CUDA if there is a GPU")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: under torchrun NCCL on CUDA where there is a GPU for every process, else Gloo "
+                             "on the CPU; one process: CUDA, else MPS, else the CPU")
     parser.add_argument("--micro-batches", type=positive, default=1,
                         help="one process only: cut each batch in this many parts, as that many processes would")
     parser.add_argument("--train-images", type=positive, default=SMOKE_TRAIN_IMAGES if smoke else None,
@@ -342,6 +372,8 @@ def run(args: argparse.Namespace, d: Dist) -> dict:
         say(f"Not started by torchrun: training as one process. For N processes: {LAUNCH} [options]")
     elif args.micro_batches > 1:
         raise SetupError("--micro-batches imitates several processes in one; under torchrun leave it at 1")
+    if d.note:                                     # GPUs left unused: say why
+        say(d.note)
     t = setup_training(args, d)
     config = {**vars(args), "train_images": len(t.train_set), "world_size": d.world_size, "backend": d.backend,
               "threads": torch.get_num_threads(), "device": str(d.device), "data_source": t.source}
@@ -382,7 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the script: parse the options, join the processes, train; return the exit status."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads or default_threads())   # before any work: N processes x T threads <= cores
-    d = setup_distributed(args.device)
+    try:
+        d = setup_distributed(args.device)
+    except SetupError as err:                      # before the group exists: each process's own message
+        if os.environ.get("LOCAL_RANK", "0") == "0":
+            print(f"helpers.ddp_train: error: {err}", file=sys.stderr)
+        return 2
     try:
         run(args, d)
         return 0

@@ -122,3 +122,78 @@ def test_the_flips_depend_on_seed_and_epoch_only():
     assert torch.equal(ddp_train.flip_mask(1000, 42, 3), ddp_train.flip_mask(1000, 42, 3))
     assert not torch.equal(ddp_train.flip_mask(1000, 42, 3), ddp_train.flip_mask(1000, 42, 4))
     assert 400 < int(ddp_train.flip_mask(1000, 42, 3).sum()) < 600
+
+
+@pytest.mark.parametrize("gpus, processes, device, expected", [
+    (0, 2, None, ("gloo", "cpu")),         # a laptop or the CI machine
+    (1, 2, None, ("gloo", "cpu")),         # Colab's one GPU, two processes: NCCL would need two
+    (2, 2, None, ("nccl", "cuda")),        # a GPU for every process
+    (8, 4, None, ("nccl", "cuda")),
+    (1, 1, None, ("nccl", "cuda")),
+    (4, 2, "cpu", ("gloo", "cpu")),        # asked for the CPU
+    (2, 2, "cuda", ("nccl", "cuda")),
+])
+def test_nccl_only_with_a_gpu_for_every_process(gpus, processes, device, expected):
+    backend, kind, note = ddp_train.choose_backend(gpus, processes, device)
+    assert (backend, kind) == expected
+    if 0 < gpus < processes and device is None:
+        assert "NCCL needs a GPU for each process" in note and "--nproc-per-node=N" in note, note
+    else:
+        assert note == ""
+
+
+def test_asking_for_cuda_without_a_gpu_per_process_is_refused():
+    with pytest.raises(ddp_train.SetupError, match="a GPU for each of the 2 processes on this machine, and it has 1"):
+        ddp_train.choose_backend(1, 2, "cuda")
+    with pytest.raises(ddp_train.SetupError, match="this machine has no CUDA GPU"):
+        ddp_train.choose_backend(0, 1, "cuda")
+
+
+@pytest.fixture
+def fake_cuda_rank_1(monkeypatch):
+    """Rank 1 of 2 under torchrun on a machine that reports `gpus` CUDA GPUs; returns a function that sets how many
+    and the calls made. set_device fails like CUDA's invalid device ordinal; no process group is really made."""
+    calls = {}
+    for name, value in {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+
+    def set_device(dev):
+        if torch.device(dev).index >= calls["gpus"]:
+            raise RuntimeError("CUDA error: invalid device ordinal")
+        calls["set_device"] = torch.device(dev)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: calls["gpus"] > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: calls["gpus"])
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    monkeypatch.setattr(ddp_train.dist, "init_process_group", lambda backend, **kw: calls.update(init=(backend, kw)))
+    monkeypatch.setattr(ddp_train.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(ddp_train.dist, "get_world_size", lambda: 2)
+
+    def with_gpus(gpus: int) -> dict:
+        calls.clear()
+        calls["gpus"] = gpus
+        return calls
+    return with_gpus
+
+
+def test_two_processes_on_one_gpu_use_gloo_on_the_cpu(fake_cuda_rank_1):
+    calls = fake_cuda_rank_1(1)
+    d = ddp_train.setup_distributed()
+    assert (d.backend, d.device, d.rank, d.world_size) == ("gloo", torch.device("cpu"), 1, 2)
+    assert calls["init"] == ("gloo", {"device_id": None}) and "set_device" not in calls
+    assert "1 GPU(s)" in d.note and "NCCL needs a GPU for each process" in d.note
+
+
+def test_two_processes_on_two_gpus_use_nccl_one_gpu_each(fake_cuda_rank_1):
+    calls = fake_cuda_rank_1(2)
+    d = ddp_train.setup_distributed()
+    assert (d.backend, d.device, d.note) == ("nccl", torch.device("cuda", 1), "")
+    assert calls["set_device"] == torch.device("cuda", 1)
+    assert calls["init"] == ("nccl", {"device_id": torch.device("cuda", 1)})
+
+
+def test_cuda_asked_for_with_too_few_gpus_stops_with_a_message(fake_cuda_rank_1, monkeypatch, capsys, one_thread):
+    fake_cuda_rank_1(1)
+    monkeypatch.setenv("LOCAL_RANK", "0")                  # the process that prints
+    assert ddp_train.main(["--device", "cuda", "--threads", "1"]) == 2
+    assert "needs a GPU for each of the 2 processes" in capsys.readouterr().err
