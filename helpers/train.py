@@ -36,13 +36,15 @@ class History:
     lr: list[float] = field(default_factory=list)            # learning rate at the start of each epoch
     epoch_time_s: list[float] = field(default_factory=list)  # training + validation, seconds
     best_epoch: int | None = None                            # 1-based epoch of the best checkpoint
-    stopped_early: bool = False
+    stopped_early: bool = False                              # early stopping (patience) ended the run
+    out_of_time: bool = False                                # FitConfig.max_minutes ended this session's run
 
 
 @dataclass
 class FitConfig:
     """Options for ``fit``. Checkpoints and resume are off unless `checkpoint_dir`/`resume_from` are set."""
-    num_epochs: int = 10
+    num_epochs: int = 10                    # the length of the run (and of any schedule laid out over it)
+    max_minutes: float | None = None        # a time limit: stop when another epoch would end past it; None = none
     amp: bool | None = None                 # None: fp16 + GradScaler on CUDA, off elsewhere
     patience: int | None = None             # stop after this many epochs without improvement; None = never
     monitor: str = "val_loss"               # "val_loss" (lower is better) or "val_acc" (higher is better)
@@ -103,16 +105,27 @@ class Amp:
         return f"Amp({self.device_type} autocast {str(self.dtype).removeprefix('torch.')}{scaler})"
 
 
+def model_device(model: nn.Module, default: torch.device | str = "cpu") -> torch.device:
+    """Return the device of `model`'s parameters (or buffers); `default` for a model that has neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device(default)
+
+
 def training_images_per_s(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, amp: Amp | None = None,
                           *, transform: Callable | None = None, steps: int = 5, seconds: float = 0.0) -> float:
     """Return how many images/s a training step of `model` processes on this batch, on this machine.
 
-    A step is `transform` (e.g. batch augmentation, if given), forward under `amp`, cross-entropy,
-    backward and an AdamW update, timed with ``metrics.images_per_second`` after one warm-up step.
-    Works on a copy: `model` (its weights and BatchNorm statistics) is left untouched.
+    The batch is moved to the device of `model`'s parameters first (a CPU batch for a GPU model is
+    fine), and the clock is read only after that device has finished its work. A step is `transform`
+    (e.g. batch augmentation, if given), forward under `amp`, cross-entropy, backward and an AdamW
+    update, timed with ``metrics.images_per_second`` after one warm-up step. Works on a copy: `model`
+    (its weights and BatchNorm statistics) is left untouched.
     """
+    device = model_device(model, images.device)
+    images, labels = images.to(device), labels.to(device)
     probe = copy.deepcopy(model).train()
-    amp = amp or Amp(images.device, enabled=False)
+    amp = amp or Amp(device, enabled=False)
     optimizer = torch.optim.AdamW(probe.parameters(), lr=1e-4)
 
     def step() -> int:
@@ -122,23 +135,28 @@ def training_images_per_s(model: nn.Module, images: torch.Tensor, labels: torch.
         amp.backward_step(loss, optimizer)
         return len(labels)
 
-    return metrics.images_per_second(step, images.device, min_steps=steps, min_seconds=seconds)
+    return metrics.images_per_second(step, device, min_steps=steps, min_seconds=seconds)
 
 
 def autocast_speedup(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 5) -> float:
     """Return how many times faster a training step of `model` runs with mixed precision (``Amp`` on)
-    than in float32, measured on this batch; 0.0 where autocast is unavailable or fails.
+    than in float32, measured on this batch on the model's device; 0.0 where autocast is unavailable or fails.
 
-    Whether mixed precision pays depends on the hardware: CPUs with bf16 units (AVX512-BF16, AMX) and
-    recent GPUs gain, other CPUs lose, so measure instead of guessing. `model` is left untouched.
+    What is measured is what ``Amp(device, True)`` trains with there: float16 autocast with a
+    GradScaler on CUDA, bfloat16 autocast on a CPU or MPS. Whether it pays depends on the hardware:
+    CPUs with bf16 units (AVX512-BF16, AMX) and GPUs with tensor cores gain, other CPUs lose, so
+    measure instead of guessing. `model` is left untouched.
     """
-    device_type = images.device.type
-    with torch.autocast(device_type, dtype=Amp(images.device, True).dtype):
-        if not torch.is_autocast_enabled(device_type):    # torch turned it off: no such autocast here
-            return 0.0
+    device = model_device(model, images.device)
+    amp = Amp(device, True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                   # torch warns where it turns such an autocast off
+        with torch.autocast(amp.device_type, dtype=amp.dtype):
+            if not torch.is_autocast_enabled(amp.device_type):    # torch turned it off: no such autocast here
+                return 0.0
     try:
-        return (training_images_per_s(model, images, labels, Amp(images.device, True), steps=steps)
-                / training_images_per_s(model, images, labels, Amp(images.device, False), steps=steps))
+        return (training_images_per_s(model, images, labels, amp, steps=steps)
+                / training_images_per_s(model, images, labels, Amp(device, False), steps=steps))
     except RuntimeError:                                  # autocast exists, a kernel of this model does not
         return 0.0
 
@@ -154,6 +172,13 @@ def logits_of(output) -> torch.Tensor:
         raise ValueError("The model returned probabilities (each row is >= 0 and sums to 1), not logits. "
                          "Cross-entropy applies log-softmax itself: return the scores before softmax.")
     return output
+
+
+def to_device(tensor: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """Return `tensor` on `device`; the copy to a CUDA device is asynchronous (``non_blocking``), where it
+    can overlap with the GPU's work when the tensor sits in pinned memory; elsewhere it gains nothing."""
+    device = torch.device(device)
+    return tensor.to(device, non_blocking=device.type == "cuda")
 
 
 def _progress(iterable, enabled: bool, desc: str, leave: bool = False):
@@ -175,7 +200,7 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
     seen = 0
     bar = _progress(loader, progress, "train")
     for step, (images, labels) in enumerate(bar):
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        images, labels = to_device(images, device), to_device(labels, device)
         with amp.autocast():
             logits = model(images)
             logits = logits_of(logits) if step == 0 else logits
@@ -206,7 +231,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: Amp | None = N
     total_loss, all_logits, all_labels = 0.0, [], []
     with torch.inference_mode():
         for step, (images, labels) in enumerate(_progress(loader, progress, "eval")):
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            images, labels = to_device(images, device), to_device(labels, device)
             with amp.autocast():
                 logits = model(images)
                 logits = logits_of(logits) if step == 0 else logits
@@ -335,11 +360,14 @@ def check_same_settings(saved: dict, current: dict, path: str | Path) -> None:
 
 def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optimizer,
         device: torch.device, config: FitConfig | None = None, scheduler=None) -> History:
-    """Train `model` for ``config.num_epochs`` epochs (or until early stopping) and return its History.
+    """Train `model` for ``config.num_epochs`` epochs and return its History.
 
+    The run ends sooner on early stopping (``config.patience``) or, with ``config.max_minutes``, when
+    another epoch would end past that time limit; either is printed and recorded in the History.
     Each epoch prints one summary line and, with ``config.checkpoint_dir``, writes ``last.pt`` (and
-    ``best.pt`` when the monitored metric improved). ``config.resume_from=last.pt`` continues exactly:
-    weights, optimizer, scheduler, GradScaler, early-stopping state, history and every RNG state.
+    ``best.pt`` when the monitored metric improved). ``config.resume_from=last.pt`` continues where it
+    stopped: weights, optimizer, scheduler, GradScaler, early-stopping state, history and every RNG
+    state (bit for bit on a CPU; ``resume_check`` says what holds on a GPU).
     """
     config = config or FitConfig()
     if config.monitor not in MONITORS:
@@ -351,13 +379,19 @@ def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optim
     if config.resume_from is not None:
         run.restore(config.resume_from, device)
         print(f"resumed from epoch {run.epoch} of {Path(config.resume_from).name}")
+    run.history.out_of_time = False                  # each session gets the whole time limit
     out_dir = Path(config.checkpoint_dir) if config.checkpoint_dir is not None else None
-    for epoch in _progress(range(run.epoch + 1, config.num_epochs + 1), config.progress, "epochs", leave=True):
-        if run.history.stopped_early:
+    start, first = time.perf_counter(), run.epoch + 1
+    for epoch in _progress(range(first, config.num_epochs + 1), config.progress, "epochs", leave=True):
+        if run.history.stopped_early or run.history.out_of_time:
             break
         _one_epoch(run, train_loader, val_loader, device)
         if config.patience is not None and run.bad_epochs >= config.patience and epoch < config.num_epochs:
             run.history.stopped_early = True
+        used_s = time.perf_counter() - start          # _one_epoch synchronised the device
+        if (config.max_minutes is not None and epoch < config.num_epochs
+                and used_s + used_s / (epoch - first + 1) > config.max_minutes * 60):
+            run.history.out_of_time = True            # the next epoch, at this session's mean pace, would pass the limit
         if config.on_epoch_end is not None:     # e.g. log the epoch to TensorBoard (lesson 07); before the checkpoint,
             config.on_epoch_end(epoch, run.history)     # so a stop in between repeats the epoch rather than loses it
         if out_dir is not None:
@@ -368,10 +402,17 @@ def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optim
         if run.history.stopped_early:
             print(f"early stop: no {config.monitor} improvement for {config.patience} epochs "
                   f"(best: epoch {run.history.best_epoch})")
+        if run.history.out_of_time:
+            resume = (f"resume from {out_dir / 'last.pt'} (FitConfig(resume_from=...)) to train the rest"
+                      if out_dir is not None else "give the run more time or fewer epochs")
+            print(f"time limit: stopped after epoch {epoch} of {config.num_epochs}, {used_s / 60:.1f} of "
+                  f"{config.max_minutes:g} minutes used; another epoch would pass the limit. The schedule "
+                  f"laid out over {config.num_epochs} epochs has not finished: {resume}.")
     return run.history
 
 
 def _one_epoch(run: _Run, train_loader, val_loader, device: torch.device) -> None:
+    metrics.synchronize(device)
     start = time.perf_counter()
     config, history = run.config, run.history
     history.lr.append(run.optimizer.param_groups[0]["lr"])
@@ -392,6 +433,7 @@ def _one_epoch(run: _Run, train_loader, val_loader, device: torch.device) -> Non
     history.train_acc.append(train["acc"])
     history.val_loss.append(val.loss)
     history.val_acc.append(val.acc)
+    metrics.synchronize(device)
     history.epoch_time_s.append(time.perf_counter() - start)
     run.update_best(val.loss if config.monitor == "val_loss" else val.acc)
 
@@ -399,17 +441,99 @@ def _one_epoch(run: _Run, train_loader, val_loader, device: torch.device) -> Non
 class TimeLimited:
     """Iterate `loader` until `seconds` have passed (always at least one batch); counts the images it gave.
 
-    ``train_one_epoch(model, TimeLimited(train_loader, 60), ...)`` trains for a fixed time budget,
-    the fair way to compare settings that differ in speed.
+    ``train_one_epoch(model, TimeLimited(train_loader, 60, device), ...)`` trains for a fixed time
+    budget, the fair way to compare settings that differ in speed. With `device`, the clock is read
+    only after that device has finished the work queued so far (a GPU runs behind the Python code).
     """
 
-    def __init__(self, loader, seconds: float):
-        self.loader, self.seconds, self.images_seen = loader, seconds, 0
+    def __init__(self, loader, seconds: float, device: torch.device | str | None = None):
+        self.loader, self.seconds, self.device, self.images_seen = loader, seconds, device, 0
 
     def __iter__(self):
+        if self.device is not None:
+            metrics.synchronize(self.device)
         start = time.perf_counter()
         for images, labels in self.loader:
             self.images_seen += len(labels)
             yield images, labels
+            if self.device is not None:
+                metrics.synchronize(self.device)
             if time.perf_counter() - start >= self.seconds:
                 return
+
+
+# ---------------------------------------------------------------- comparing a resumed run with a straight one
+
+RESUME_RTOL = 0.02      # where bit equality is not guaranteed: the relative difference allowed (a chosen bound)
+
+
+def bitwise_resume_expected(device: torch.device | str) -> bool:
+    """Return whether a resumed run must equal the uninterrupted one bit for bit on `device`.
+
+    True on a CPU, and anywhere ``torch.use_deterministic_algorithms(True)`` is on. GPU kernels (cuDNN's
+    convolution backward passes, atomic additions) may add in a different order from run to run, so on
+    CUDA and MPS two runs of the same code differ in the last digits, and training lets that grow.
+    """
+    return torch.device(device).type == "cpu" or torch.are_deterministic_algorithms_enabled()
+
+
+@dataclass
+class ResumeCheck:
+    """What ``resume_check`` found when it compared the ``last.pt`` of two runs."""
+    bitwise: bool                  # compared bit for bit (True) or within `rtol` (False)
+    same_epochs: bool              # the same number of epochs trained
+    same_lr: bool                  # the same learning rate at the start of every epoch
+    same_steps: bool               # the same optimizer step count and scheduler position
+    weight_diff: float             # largest |a - b| / |a| (norms) over the weights and buffers
+    same_weights: bool             # equal (bitwise) or weight_diff <= rtol
+    same_val_loss: bool            # equal validation losses (bitwise), or each within rtol
+    rtol: float
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the resumed run matches the straight one as closely as this device guarantees."""
+        return self.same_epochs and self.same_lr and self.same_steps and self.same_weights and self.same_val_loss
+
+    def __str__(self) -> str:
+        how = "bit for bit" if self.bitwise else f"within a relative tolerance of {self.rtol:g}"
+        return (f"compared {how}: same epochs {self.same_epochs}, same learning rates {self.same_lr}, same optimizer "
+                f"steps {self.same_steps}, same weights {self.same_weights} (largest relative difference "
+                f"{self.weight_diff:.1e}), same validation losses {self.same_val_loss}")
+
+
+def _step_counts(state: dict) -> tuple:
+    steps = [float(s["step"]) for s in state["optimizer"]["state"].values() if "step" in s]
+    scheduler = state.get("scheduler") or {}
+    return steps, scheduler.get("last_epoch"), scheduler.get("_step_count")
+
+
+def resume_check(straight: str | Path | dict, resumed: str | Path | dict, device: torch.device | str,
+                 rtol: float = RESUME_RTOL) -> ResumeCheck:
+    """Compare the ``last.pt`` of an uninterrupted run with that of an interrupted and resumed one.
+
+    Bit for bit where ``bitwise_resume_expected(device)``. Elsewhere (a GPU) it checks what resuming
+    guarantees there: the same epochs, learning rates, optimizer steps and scheduler position, exactly;
+    and weights and validation losses within `rtol` (for a tensor: the norm of the difference over the
+    norm of the uninterrupted run's tensor). `straight` and `resumed` are checkpoint paths or the dicts loaded from them.
+    """
+    a, b = (checkpoint.load_checkpoint(s, map_location="cpu") if not isinstance(s, dict) else s
+            for s in (straight, resumed))
+    bitwise = bitwise_resume_expected(device)
+    diffs = []
+    for key, x in a["model"].items():
+        y = b["model"].get(key)
+        if y is None or y.shape != x.shape:
+            diffs.append(math.inf)
+        elif bitwise or not x.is_floating_point():
+            diffs.append(0.0 if torch.equal(x, y) else math.inf)
+        else:
+            diffs.append(((x.double() - y.double()).norm() / x.double().norm().clamp_min(1e-12)).item())
+    diffs.append(0.0 if set(a["model"]) == set(b["model"]) else math.inf)
+    weight_diff = max(diffs)
+    loss_a, loss_b = a["history"]["val_loss"], b["history"]["val_loss"]
+    same_loss = loss_a == loss_b if bitwise else (
+        len(loss_a) == len(loss_b) and all(math.isclose(x, y, rel_tol=rtol) for x, y in zip(loss_a, loss_b)))
+    return ResumeCheck(bitwise=bitwise, same_epochs=a["epoch"] == b["epoch"], same_lr=a["history"]["lr"] == b["history"]["lr"],
+                       same_steps=_step_counts(a) == _step_counts(b), weight_diff=weight_diff,
+                       same_weights=weight_diff == 0.0 if bitwise else weight_diff <= rtol,
+                       same_val_loss=same_loss, rtol=rtol)
