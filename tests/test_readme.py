@@ -53,22 +53,3 @@ def test_readme_names_every_notebook():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert f"notebooks/{notebook.name}" in readme, f"{notebook.name} is missing from the README lesson table"
-
-
-def test_publish_writes_the_repository_into_every_badge_and_the_clone_cell(tmp_path, capsys):
-    publish = _load_script("publish")
-    for name in publish.TARGETS:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, tmp_path / name)
-    assert publish.placeholders_left(tmp_path), "the committed course should still hold its placeholders"
-    assert publish.main(["my-name/pytorch-course", "--root", str(tmp_path)]) == 0
-    assert publish.placeholders_left(tmp_path) == {}
-    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
-    badges = [line for line in readme.splitlines() if "colab.research.google.com/github/" in line]
-    assert badges and all("github/my-name/pytorch-course/blob/main/notebooks/" in line for line in badges)
-    assert "https://github.com/my-name/pytorch-course" in (tmp_path / "notebooks/01_install.ipynb").read_text(encoding="utf-8")
-    assert publish.main(["my-name/pytorch-course", "--root", str(tmp_path)]) == 0      # a second run changes nothing
-    assert "nothing to change" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        publish.main(["not a repo name", "--root", str(tmp_path)])
-    assert "is not a GitHub owner/name" in capsys.readouterr().err
