@@ -22,12 +22,13 @@ class Recipe:
     label_smoothing: float     # CrossEntropyLoss(label_smoothing=...) for the training loss
     channels_last: bool        # the memory layout of the images and the model
     normalize: bool            # subtract FASHION_MEAN, divide by FASHION_STD (else pixels in 0-1)
-    bf16: bool = False         # bfloat16 autocast where it measures faster (train.autocast_speedup > BF16_MIN_SPEEDUP)
+    bf16: bool = False         # mixed precision where it measures faster (see with_measured_precision): bfloat16
+                               # autocast on a CPU (the machine it was tuned on), float16 + GradScaler on CUDA
     tta: bool = False          # test-time flips: add the log-probabilities of each image and its mirror image
     fused_adam: bool = False   # Adam(fused=True): one call updates all the weights
 
 
-BF16_MIN_SPEEDUP = 1.2         # bf16 only for a clear gain, not timing noise
+BF16_MIN_SPEEDUP = 1.2         # mixed precision only for a clear gain, not timing noise
 VAL_FRACTION = 0.1             # of the training CSV, a stratified seeded split (6,000 of 60,000 images)
 SPLIT_SEED = 42                # the seed of that split, in the lesson and in the benchmark
 
@@ -53,22 +54,57 @@ def prepare(images, recipe: Recipe, train: bool, generator=None):
     return images.contiguous(memory_format=torch.channels_last) if recipe.channels_last else images
 
 
-def autocast(recipe: Recipe):
-    """Return the recipe's bfloat16 autocast context on the CPU (a no-op when it trains in float32)."""
+def amp(recipe: Recipe, device="cpu"):
+    """Return the ``train.Amp`` that `recipe` trains with on `device`: off when ``recipe.bf16`` is False,
+    else bfloat16 autocast on a CPU or MPS and float16 autocast with a GradScaler on CUDA (a T4 has no
+    bfloat16 units; float16 runs on every CUDA GPU's tensor cores), the precision that
+    ``train.autocast_speedup`` measures there."""
+    from helpers import train
+
+    return train.Amp(device, enabled=recipe.bf16)
+
+
+def autocast(recipe: Recipe, device="cpu"):
+    """Return the recipe's autocast context on `device` (a no-op when it trains in float32)."""
+    return amp(recipe, device).autocast()
+
+
+def precision_speedup(recipe: Recipe, train_set, device="cpu", batch_size: int | None = None) -> float:
+    """Return how many times faster a training step of `recipe`'s model runs on `device` in the mixed
+    precision ``amp`` gives there than in float32 (``train.autocast_speedup``, on a fresh model and the
+    first `batch_size` training images, prepared as training prepares them); 0.0 where it cannot run."""
     import torch
 
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe.bf16)
+    from helpers import data, models, train
+
+    generator = torch.Generator().manual_seed(0)
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES)).to(device)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    images, labels = train_set[list(range(batch_size or recipe.batch_size))]
+    return train.autocast_speedup(model, prepare(images, recipe, True, generator), labels)
+
+
+def with_measured_precision(recipe: Recipe, speedup: float) -> Recipe:
+    """Return `recipe` with mixed precision kept on only where `speedup` (``precision_speedup``) is above
+    BF16_MIN_SPEEDUP; the one rule lesson 03, its solutions and the benchmark share."""
+    from dataclasses import replace
+
+    return replace(recipe, bf16=recipe.bf16 and speedup > BF16_MIN_SPEEDUP)
 
 
 def fashion_accuracy(model, loader, recipe: Recipe, tta: bool = False) -> float:
-    """Return the accuracy of `model` on `loader` (uint8 batches), with test-time flips if `tta`."""
+    """Return the accuracy of `model` on `loader` (uint8 batches), with test-time flips if `tta`, on the model's device."""
     import torch
 
+    from helpers import train
+
+    device = train.model_device(model)
     model.eval()
     correct = seen = 0
-    with torch.inference_mode(), autocast(recipe):
+    with torch.inference_mode(), autocast(recipe, device):
         for images, labels in loader:
-            images = prepare(images, recipe, False)
+            images, labels = prepare(images, recipe, False).to(device), labels.to(device)
             scores = model(images).float().log_softmax(1)
             if tta:
                 scores = scores + model(images.flip(3)).float().log_softmax(1)
@@ -78,10 +114,12 @@ def fashion_accuracy(model, loader, recipe: Recipe, tta: bool = False) -> float:
 
 
 def train_fashion(recipe: Recipe, train_set, val_set, test_set, seed: int, *, model_args: dict | None = None,
-                  on_epoch=None, log=print) -> dict:
-    """Train `recipe` from scratch on Fashion-MNIST (lesson 03's loop, on the CPU); return its figures and model.
+                  on_epoch=None, log=print, device="cpu") -> dict:
+    """Train `recipe` from scratch on Fashion-MNIST (lesson 03's loop) on `device`; return its figures and model.
 
-    The sets are ``data.TensorImages`` of uint8 images. Every epoch ends with the validation accuracy
+    The sets are ``data.TensorImages`` of uint8 images, augmented on the CPU (with the seeded generator)
+    and then moved to `device`. The recipe trains in the precision ``amp(recipe, device)`` gives; decide
+    ``recipe.bf16`` with ``with_measured_precision`` first. Every epoch ends with the validation accuracy
     (logged, and passed to ``on_epoch(epoch, figures)`` if given); the model of the last epoch is
     scored once on `test_set`, with and without test-time flips. The returned dict holds the wall and
     CPU time of training and validation, training images/s, accuracies, the per-epoch history and the
@@ -92,12 +130,14 @@ def train_fashion(recipe: Recipe, train_set, val_set, test_set, seed: int, *, mo
     import torch
     import torch.nn.functional as F
 
-    from helpers import data, env, models
+    from helpers import data, env, metrics, models
 
+    device = torch.device(device)
     generator = env.seed_everything(seed)
-    model = models.build_model(recipe.model, len(data.FASHION_CLASSES), **(model_args or {}))
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES), **(model_args or {})).to(device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    mixed = amp(recipe, device)
     train_loader = data.batch_loader(train_set, recipe.batch_size, shuffle=True, generator=generator, drop_last=True)
     val_loader = data.batch_loader(val_set, 1024)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, fused=recipe.fused_adam or None)
@@ -109,12 +149,12 @@ def train_fashion(recipe: Recipe, train_set, val_set, test_set, seed: int, *, mo
         model.train()
         total_loss = 0.0
         for images, labels in train_loader:
-            with autocast(recipe):
-                logits = model(prepare(images, recipe, True, generator))
+            images, labels = prepare(images, recipe, True, generator).to(device), labels.to(device)
+            with mixed.autocast():
+                logits = model(images)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            mixed.backward_step(loss, optimizer)     # loss.backward() and optimizer.step(), scaled on CUDA
             if scheduler is not None:
                 scheduler.step()
             seen += len(labels)
@@ -126,6 +166,7 @@ def train_fashion(recipe: Recipe, train_set, val_set, test_set, seed: int, *, mo
         if log is not None:
             log(f"  {recipe.name} epoch {epoch}/{recipe.epochs}  train loss {history['train_loss'][-1]:.3f}  "
                 f"val_acc {history['val_acc'][-1]:.4f}  {time.perf_counter() - wall:.0f} s")
+    metrics.synchronize(device)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     test_loader = data.batch_loader(test_set, 1024)
     test_acc = fashion_accuracy(model, test_loader, recipe, recipe.tta)

@@ -13,7 +13,7 @@ its per-row PIL pipeline) and trains in float32, as the source does.
 
 The course's recipe (``helpers.recipes.FASHION_COURSE``, the object lesson 03 reads its settings from): models.FashionCNN, Adam (fused) with a one-cycle schedule, flips, label smoothing,
 channels_last, bfloat16 autocast where a training step measures more than 1.2x faster with it
-(``train.autocast_speedup``, as the notebook decides; 1.41x in the run quoted, on the course's CPU, which
+(``recipes.precision_speedup`` and ``recipes.with_measured_precision``, the rule lesson 03 follows; 1.41x in the run quoted, on the course's CPU, which
 has AVX512-BF16), and test-time flips. Its test accuracy is printed with and without the flips.
 
 ``figures/03_benchmark.json`` holds the run quoted in the notebook (``--seeds 0 1 2 --json ...``).
@@ -32,27 +32,22 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from helpers import data, env, fashion_csv, files, finder, metrics, models, recipes
-from helpers import train as course_train
-from helpers.recipes import BF16_MIN_SPEEDUP, FASHION_COURSE, FASHION_SOURCE, SPLIT_SEED, VAL_FRACTION, Recipe
+from helpers import data, env, fashion_csv, files, finder, metrics, recipes
+from helpers.recipes import FASHION_COURSE, FASHION_SOURCE, SPLIT_SEED, VAL_FRACTION, Recipe
 
 BATCH = 256           # loading benchmark batch size
 
 
-def bf16_speedup(recipe: Recipe, train_set) -> float:
-    """Return how much faster `recipe`'s training step runs under bf16 autocast here (as lesson 03 decides)."""
-    generator = torch.Generator().manual_seed(0)
-    model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
-    images, labels = train_set[list(range(recipe.batch_size))]
-    images = recipes.prepare(images, recipe, True, generator)
-    if recipe.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return course_train.autocast_speedup(model, images, labels)
+def bf16_speedup(recipe: Recipe, train_set, device: torch.device) -> float:
+    """Return how much faster `recipe`'s training step runs here in the mixed precision it would train with
+    (bfloat16 autocast on a CPU), as lesson 03 decides (``recipes.precision_speedup``)."""
+    return recipes.precision_speedup(recipe, train_set, device)
 
 
 def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
     """Train `recipe` from scratch (``recipes.train_fashion``, lesson 03's loop); return its figures for the report."""
-    run = recipes.train_fashion(recipe, train_set, val_set, test_set, seed, log=lambda line: print(line, flush=True))
+    run = recipes.train_fashion(recipe, train_set, val_set, test_set, seed, log=lambda line: print(line, flush=True),
+                                device="cpu")
     return {"recipe": asdict(recipe), **{key: run[key] for key in ("seed", "wall_s", "cpu_s", "train_images_per_s",
                                                                  "val_acc", "test_acc", "test_acc_no_tta", "parameters")}}
 
@@ -96,11 +91,11 @@ def main() -> None:
                                                 (1 - VAL_FRACTION, VAL_FRACTION))
         train_set, val_set = full.subset(train_idx), full.subset(val_idx)
         test_set = fashion_csv.load_fashion_csv(found.test)
-        course = FASHION_COURSE
-        speedup = bf16_speedup(FASHION_COURSE, train_set)
+        speedup = bf16_speedup(FASHION_COURSE, train_set, device)
         report["bf16_speedup"] = round(speedup, 2)
-        if args.fp32 or speedup <= BF16_MIN_SPEEDUP:
-            course = replace(FASHION_COURSE, bf16=False)
+        course = recipes.with_measured_precision(FASHION_COURSE, speedup)   # bf16 only above BF16_MIN_SPEEDUP
+        if args.fp32:
+            course = replace(course, bf16=False)
         print(f"bf16 autocast: {speedup:.2f}x the float32 speed of a training step here; the course's recipe "
               f"trains in {'bfloat16' if course.bf16 else 'float32'}", flush=True)
         runs = [train(FASHION_SOURCE, train_set, val_set, test_set, s) for s in args.source_seeds]

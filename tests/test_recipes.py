@@ -1,5 +1,6 @@
 """helpers.recipes: lesson 04's FER recipe as a function, and the split later lessons rebuild."""
 import math
+import warnings
 
 import torch
 
@@ -53,3 +54,39 @@ def test_train_fashion_learns_and_repeats_itself_with_the_same_seed():
     wide = recipes.train_fashion(replace(recipe, epochs=1), train_set, val_set, val_set, seed=3, log=None,
                                  model_args={"widths": (8, 16, 32)})
     assert wide["parameters"] < first["parameters"]
+
+
+def test_mixed_precision_is_the_one_measured_and_kept_only_where_it_pays():
+    from dataclasses import replace
+
+    course = recipes.FASHION_COURSE
+    assert recipes.with_measured_precision(course, recipes.BF16_MIN_SPEEDUP + 0.1).bf16
+    assert not recipes.with_measured_precision(course, recipes.BF16_MIN_SPEEDUP).bf16, "a gain within noise is no gain"
+    assert not recipes.with_measured_precision(course, 0.0).bf16, "0.0: autocast cannot run here"
+    assert not recipes.with_measured_precision(replace(course, bf16=False), 3.0).bf16, "a float32 recipe stays float32"
+    # what train_fashion trains with is what autocast_speedup measures: train.Amp(device, True) on each device
+    assert recipes.amp(course, "cpu").dtype == torch.bfloat16 and not recipes.amp(course, "cpu").scaler.is_enabled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # without a GPU, torch warns that it turns the GradScaler off
+        on_cuda = recipes.amp(course, "cuda:0")
+    assert on_cuda.dtype == torch.float16 and on_cuda.device_type == "cuda"
+    assert not recipes.amp(replace(course, bf16=False), "cuda").enabled
+    with recipes.autocast(course, "cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_precision_speedup_times_the_recipes_model_on_the_given_device(monkeypatch):
+    from helpers import fashion_csv, train
+
+    found = finder.find_fashion_mnist_csv(smoke=True)
+    train_set = fashion_csv.load_fashion_csv(found.train, max_rows=64)
+    seen = {}
+
+    def fake_speedup(model, images, labels, steps=5):
+        seen.update(device=train.model_device(model).type, shape=tuple(images.shape), dtype=images.dtype,
+                    channels_last=images.is_contiguous(memory_format=torch.channels_last))
+        return 1.5
+
+    monkeypatch.setattr(train, "autocast_speedup", fake_speedup)
+    assert recipes.precision_speedup(recipes.FASHION_COURSE, train_set, "cpu", batch_size=32) == 1.5
+    assert seen == {"device": "cpu", "shape": (32, 1, 28, 28), "dtype": torch.float32, "channels_last": True}
