@@ -264,11 +264,14 @@ class DeviceLoader:
     """Wrap a DataLoader: move each batch to `device` and apply a batch `transform` to the images there."""
 
     def __init__(self, loader: DataLoader, device: torch.device, transform=None):
-        self.loader, self.device, self.transform = loader, device, transform
+        self.loader, self.device, self.transform = loader, torch.device(device), transform
 
     def __iter__(self):
+        # non_blocking only to CUDA, where a copy can overlap with the GPU's work; elsewhere it buys nothing
+        # (and a copy to MPS that does not wait has given wrong numbers in some PyTorch versions)
+        non_blocking = self.device.type == "cuda"
         for images, labels in self.loader:
-            images = images.to(self.device, non_blocking=True)
+            images = images.to(self.device, non_blocking=non_blocking)
             yield (self.transform(images) if self.transform is not None else images), labels.to(self.device)
 
     def __len__(self) -> int:

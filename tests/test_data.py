@@ -253,3 +253,18 @@ def test_load_image_names_a_folder_and_composites_transparency(tmp_path):
     on_grey = np.asarray(data.load_image(tmp_path / "icon.png", background=128))
     assert on_black[0, 0] == on_grey[0, 0] == 200
     assert on_black[1, 1] == 0 and on_grey[1, 1] == 128
+
+
+@pytest.mark.parametrize("device, non_blocking", [("cpu", False), ("mps", False), ("cuda", True), ("cuda:0", True)])
+def test_device_loader_copies_without_waiting_only_to_cuda(monkeypatch, device, non_blocking):
+    copies = []
+
+    def to(tensor, target, non_blocking=False):          # record the copy instead of making it (no GPU here)
+        copies.append((torch.device(target), non_blocking))
+        return tensor
+
+    images, labels = torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.arange(6)
+    loader = data.DeviceLoader(DataLoader(list(zip(images, labels)), batch_size=3), device)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    assert len(list(loader)) == 2
+    assert [blocking for _, blocking in copies[::2]] == [non_blocking] * 2, copies   # the images of each batch
