@@ -1,6 +1,7 @@
 """torchvision's EfficientNet-B0 for the 7 FER classes: ImageNet weights when they can be had (and a
 fast, plain fallback to random initialisation when they cannot), the new classifier head, freezing.
-``models.build_model("efficientnet_b0", 7)`` builds it with random weights (as a checkpoint reloads it).
+``models.build_model("efficientnet_b0", 7)`` builds it with random weights (as a checkpoint reloads it);
+this module does not import ``helpers.models``, whose registry imports it only when asked for this network.
 
 The weights API: ``efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)``, or ``weights=None``
 for random ones. The older boolean argument has been deprecated since torchvision 0.13 (0.29 still
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
 
-from helpers import env, finder, models
+from helpers import env, finder
 
 IMAGENET_WEIGHTS = "IMAGENET1K_V1"          # what `weights_used` says when the ImageNet weights were loaded
 RANDOM_INIT = "random init"                 # ... and when they were not
@@ -109,4 +110,4 @@ def freeze_features(model: nn.Module, num_blocks: int) -> int:
     for i, block in enumerate(model.features):
         for param in block.parameters():
             param.requires_grad_(i >= num_blocks)
-    return models.count_parameters(model)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,6 +1,12 @@
 """The course's networks, and one registry that builds any of them by name: ``build_model(name, num_classes)``.
 
-Registered names (``MODELS``): ``source_cnn`` and ``fashion_cnn`` (lesson 03, defined here),
+Each entry of ``MODELS`` (a ``ModelEntry``) says how to build the network and what input it takes:
+the input channels it is built for (None: any number, passed as ``in_channels``) and the constructor
+arguments that follow from the input side. ``model_args(name, num_classes, channels, input_size)``
+turns that into the arguments a checkpoint stores, so a program that trains any model on any dataset
+needs no case per model; adding a model is one entry.
+
+Registered names: ``source_cnn`` and ``fashion_cnn`` (lesson 03, defined here),
 ``emotionnet`` (lesson 04, ``helpers.emotionnet``) and ``efficientnet_b0`` (lesson 06,
 ``helpers.efficientnet``, randomly initialised; ``efficientnet.build_efficientnet_b0`` loads
 ImageNet weights). A checkpoint stores the name and the constructor arguments, so
@@ -13,6 +19,10 @@ ImageNet weights). A checkpoint stores the name and the constructor arguments, s
   pooling at the end, so it accepts any input size and has no hand-computed layer sizes.
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -118,22 +128,72 @@ def _emotionnet(**kwargs) -> nn.Module:
     return EmotionNet(**kwargs)
 
 
+def _emotionnet_area(input_size: int) -> dict:
+    """EmotionNet's attention splits the 1/16-scale map into `area` parts: 4 where its pixel count allows, else 1."""
+    side = math.ceil(input_size / 16)
+    return {"area": 4 if side * side % 4 == 0 else 1}
+
+
 def _efficientnet_b0(**kwargs) -> nn.Module:
-    from helpers.efficientnet import efficientnet_b0_classifier
+    from helpers.efficientnet import efficientnet_b0_classifier   # efficientnet does not import this module
     return efficientnet_b0_classifier(**kwargs)
 
 
-MODELS = {"source_cnn": SourceCNN, "fashion_cnn": FashionCNN, "emotionnet": _emotionnet,
-          "efficientnet_b0": _efficientnet_b0}
+def _no_size_args(input_size: int) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One network of the registry: how to build it and what input it takes.
+
+    `channels`: the input channels the network is built for (3 for an RGB network such as EfficientNet,
+    which is fed a gray image copied into all three), or None when its constructor takes ``in_channels``
+    and so fits any data. `size_args`: the constructor arguments that follow from the input side in
+    pixels (a flatten size, an attention split), {} when the side does not matter.
+    """
+    build: Callable[..., nn.Module]
+    channels: int | None = None
+    size_args: Callable[[int], dict] = field(default=_no_size_args)
+
+    def input_channels(self, data_channels: int) -> int:
+        """Return the channels the network is fed for data of `data_channels` channels."""
+        return self.channels or data_channels
+
+
+MODELS = {
+    "source_cnn": ModelEntry(SourceCNN, size_args=lambda input_size: {"image_size": input_size}),
+    "fashion_cnn": ModelEntry(FashionCNN),
+    "emotionnet": ModelEntry(_emotionnet, size_args=_emotionnet_area),
+    "efficientnet_b0": ModelEntry(_efficientnet_b0, channels=3),
+}
+
+
+def _entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise ValueError(f"unknown model name {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def model_args(name: str, num_classes: int, channels: int, input_size: int) -> dict:
+    """Return the constructor arguments of network `name` for `num_classes` classes of `channels`-channel
+    images fed at `input_size` px: what a checkpoint stores to rebuild it."""
+    entry = _entry(name)
+    args: dict = {"num_classes": num_classes}
+    if entry.channels is None:
+        args["in_channels"] = channels
+    elif channels not in (1, entry.channels):
+        raise ValueError(f"{name} takes {entry.channels}-channel images, and {channels}-channel ones cannot be "
+                         f"fed to it; convert the images to {'RGB' if entry.channels == 3 else 'gray'} first")
+    return {**args, **entry.size_args(input_size)}
 
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Return a fresh model by name (see ``MODELS``) with `num_classes` outputs; `kwargs` go to its constructor."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model name {name!r}; choose one of {sorted(MODELS)}")
+    entry = _entry(name)
     if num_classes < 2:
         raise ValueError(f"num_classes={num_classes}; a classifier needs at least 2 classes")
-    return MODELS[name](num_classes=num_classes, **kwargs)
+    return entry.build(num_classes=num_classes, **kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:
