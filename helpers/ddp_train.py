@@ -36,12 +36,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 
-from helpers import checkpoint, data, env, files, finder, models, recipes, transforms
+from helpers import checkpoint, data, datasets, env, files, finder, models, recipes, transforms
+from helpers.train_cli import existing_dir, positive_float, positive_int
 
 RECIPE = recipes.FASHION_COURSE          # lesson 03's settings: FashionCNN, Adam + one-cycle 4e-3, batch 256, flips
+DATASET = "fashion-idx"                  # its entry in the dataset registry (helpers.datasets)
 LAUNCH = "torchrun --standalone --nproc-per-node=N -m helpers.ddp_train"
 SMOKE_TRAIN_IMAGES, SMOKE_EVAL_IMAGES = 1600, 500     # per split in smoke mode (COURSE_SMOKE=1)
-RESUME_KEYS = ("batch_size", "lr", "epochs", "seed", "train_images")   # what a resumed run must share
 
 
 class SetupError(ValueError):
@@ -120,15 +121,11 @@ def main_process_first(d: Dist):
         dist.barrier()
 
 
-def load_data(data_dir: str | None, train_images: int | None):
+def load_data(data_dir: Path | None, train_images: int | None):
     """Return lesson 03's training and validation parts (seeded, stratified), the test set and the data's source."""
     smoke = env.smoke_mode()
-    found = finder.find_fashion_mnist(data_dir, smoke=smoke)
-    sets = []
-    for train in (True, False):
-        raw = data.fashion_mnist(found.train if train else found.test, train=train)
-        sets.append(data.TensorImages(raw.data[:, None], raw.targets, data.FASHION_CLASSES))
-    full, test = sets
+    found = datasets.load_dataset(DATASET, data_dir, smoke)
+    full, test = found.train, found.test
     split = torch.Generator().manual_seed(recipes.SPLIT_SEED)
     train_idx, val_idx = data.split_indices(full.targets, split, (1 - recipes.VAL_FRACTION, recipes.VAL_FRACTION))
     cap = SMOKE_EVAL_IMAGES if smoke else None
@@ -270,12 +267,14 @@ def save_state(path: Path, t: Training, epoch: int, config: dict) -> None:
 
 def resume(path: str, t: Training, config: dict, device: torch.device) -> int:
     """Load a checkpoint written by any number of processes; return how many epochs it had finished."""
+    from helpers import train                      # its settings check: what a resumed run must share (train.RESUME_SETTINGS)
+
     state = checkpoint.load_checkpoint(path, map_location=device)
-    saved = state.get("config", {})
-    if changed := [f"{key}: saved {saved.get(key)}, now {config[key]}" for key in RESUME_KEYS
-                   if saved.get(key) != config[key]]:
-        raise SetupError(f"{path} was trained with other settings ({'; '.join(changed)}); resume with the saved "
-                         f"ones, since the data order and the schedule follow from them")
+    current = {key: value for key, value in config.items() if key != "data"}   # --data is a folder, which may move
+    train.check_same_settings(state.get("config", {}), current, path,
+                              describe=lambda key, was, now: f"{key}: saved {was}, now {now}", error=SetupError,
+                              advice="Resume with the saved settings, since the data order and the schedule follow "
+                                     "from them.", none_is_unknown=False)
     t.model.load_state_dict(state["model"])        # plain keys: rank 0 saved the model inside the DDP wrapper
     t.optimizer.load_state_dict(state["optimizer"])
     t.scheduler.load_state_dict(state["scheduler"])
@@ -303,32 +302,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     smoke = env.smoke_mode()
     parser = argparse.ArgumentParser(prog="python -m helpers.ddp_train", description=__doc__.split("\n\n")[0],
                                      epilog=f"On N processes: {LAUNCH} [options]")
-    parser.add_argument("--epochs", type=positive, default=2 if smoke else RECIPE.epochs)
-    parser.add_argument("--batch-size", type=positive, default=64 if smoke else RECIPE.batch_size,
+    parser.add_argument("--epochs", type=positive_int, default=2 if smoke else RECIPE.epochs)
+    parser.add_argument("--batch-size", type=positive_int, default=64 if smoke else RECIPE.batch_size,
                         help="the global batch: all processes together (default %(default)s)")
-    parser.add_argument("--lr", type=float, default=RECIPE.lr, help="Adam's peak one-cycle rate (default %(default)s)")
+    parser.add_argument("--lr", type=positive_float, default=RECIPE.lr, help="Adam's peak one-cycle rate (default %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=positive, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads per process (default: the cores divided among the processes)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: under torchrun NCCL on CUDA where there is a GPU for every process, else Gloo "
                              "on the CPU; one process: CUDA, else MPS, else the CPU")
-    parser.add_argument("--micro-batches", type=positive, default=1,
+    parser.add_argument("--micro-batches", type=positive_int, default=1,
                         help="one process only: cut each batch in this many parts, as that many processes would")
-    parser.add_argument("--train-images", type=positive, default=SMOKE_TRAIN_IMAGES if smoke else None,
+    parser.add_argument("--train-images", type=positive_int, default=SMOKE_TRAIN_IMAGES if smoke else None,
                         help="train on the first this many images of the training part (default: all)")
-    parser.add_argument("--data", default=None, help="a folder holding Fashion-MNIST (default: the course's finder)")
+    parser.add_argument("--data", type=existing_dir, default=None,
+                        help="a folder holding Fashion-MNIST's idx files (default: the course's finder)")
     parser.add_argument("--out", default="runs/ddp", help="where rank 0 writes (default %(default)s)")
     parser.add_argument("--resume", default=None, help="a checkpoint (checkpoints/epoch_N.pt) to continue from")
-    parser.add_argument("--trace-every", type=positive, default=None, help="save the weights every this many steps")
+    parser.add_argument("--trace-every", type=positive_int, default=None, help="save the weights every this many steps")
     return parser.parse_args(argv)
-
-
-def positive(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
 
 
 def setup_training(args: argparse.Namespace, d: Dist) -> Training:
@@ -423,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args, d)
         return 0
-    except (SetupError, checkpoint.CheckpointError, finder.DataNotFoundError) as err:
+    except (SetupError, checkpoint.CheckpointError, finder.DataNotFoundError, datasets.DatasetError) as err:
         if d.is_main:                              # every process meets the same error; one message is enough
             print(f"helpers.ddp_train: error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,10 @@ Accepted on disk, as downloaded, nothing to convert by hand: the FER2013 Kaggle 
 (``train/train/<class>``, ``test/test/<class>``), a plain ``train/<class>`` layout, or the
 Kaggle ``.tar.gz`` (unpacked once into the cache); Fashion-MNIST as the Kaggle CSVs
 (``.csv`` or ``.csv.gz``) and as the four official idx files (raw or ``.gz``).
+
+Each dataset's ``Lookup`` (``FER_LOOKUP``, ``FASHION_CSV_LOOKUP``, ``FASHION_IDX_LOOKUP``) says where its
+files sit in a folder; ``helpers.datasets`` names them in its registry. A folder of one's own images has
+no finder order: ``find_image_folder`` reads the folder it is given (see its docstring for the layouts).
 """
 from __future__ import annotations
 
@@ -42,9 +46,10 @@ class DataNotFoundError(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Found:
-    """Where a dataset was found: its `train` and `test` paths and a human `source` label."""
+    """Where a dataset was found: its `train` and `test` paths (`test` None: one folder to be split) and a
+    human `source` label."""
     train: Path
-    test: Path
+    test: Path | None
     source: str
     is_sample: bool = False
 
@@ -91,7 +96,7 @@ def _candidates(path: str | Path | None) -> tuple[list[tuple[Path, str]], str]:
 
 
 @dataclass(frozen=True)
-class _Dataset:
+class Lookup:
     """How to find one dataset: its name, where its files sit in a folder, its sample and its download."""
     what: str
     look: Callable[[Path], tuple[Path, Path] | None]      # a folder -> (train, test), or None
@@ -102,7 +107,7 @@ class _Dataset:
     host: str = "www.kaggle.com"                            # where the download comes from
 
 
-def _find(spec: _Dataset, path, smoke: bool, download: Callable[[], Found | None]) -> Found:
+def _find(spec: Lookup, path, smoke: bool, download: Callable[[], Found | None]) -> Found:
     looked, note = _candidates(path)
     for base, source in looked:
         if (found := spec.look(base)) is not None:
@@ -123,7 +128,7 @@ def _find(spec: _Dataset, path, smoke: bool, download: Callable[[], Found | None
     raise DataNotFoundError(_not_found_message(spec, looked, note, why, smoke))
 
 
-def _not_found_message(spec: _Dataset, looked: list[tuple[Path, str]], note: str, why: str, smoke: bool) -> str:
+def _not_found_message(spec: Lookup, looked: list[tuple[Path, str]], note: str, why: str, smoke: bool) -> str:
     where = "; ".join(f"{p} ({spec.missing(p)})" for p, _ in looked)
     if not where:
         where = note or "nowhere: no path was given and COURSE_DATA is not set"
@@ -194,7 +199,7 @@ def _fer_missing(base: Path) -> str:
     return "no train/ and test/ class folders, and no .tar.gz"
 
 
-FER = _Dataset("FER2013 (facial expressions)", _fer_in, _fer_missing, "fer2013",
+FER_LOOKUP = Lookup("FER2013 (facial expressions)", _fer_in, _fer_missing, "fer2013",
                f"import kagglehub; kagglehub.dataset_download('{FER_KAGGLE}')",
                "a folder with train/<class>/ and test/<class>/ (the Kaggle layout train/train/<class>/ "
                "or its .tar.gz works too)")
@@ -206,7 +211,7 @@ def find_fer2013(path: str | Path | None = None, *, smoke: bool = False) -> Foun
         import kagglehub
         found = _fer_in(Path(kagglehub.dataset_download(FER_KAGGLE)))
         return Found(*found, source=f"kagglehub download ({FER_KAGGLE})") if found else None
-    return _find(FER, path, smoke, download)
+    return _find(FER_LOOKUP, path, smoke, download)
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -235,7 +240,7 @@ def _files_missing(base: Path, names: tuple[str, ...]) -> str:
     return f"{best + '/' if best else 'it'} lacks {', '.join(missing)} (.gz or not)"
 
 
-FASHION_CSV_SPEC = _Dataset("Fashion-MNIST (Kaggle CSV)", lambda base: _files_in(base, FASHION_CSV),
+FASHION_CSV_LOOKUP = Lookup("Fashion-MNIST (Kaggle CSV)", lambda base: _files_in(base, FASHION_CSV),
                             lambda base: _files_missing(base, FASHION_CSV), "fashion-mnist",
                             f"import kagglehub; kagglehub.dataset_download('{FASHION_KAGGLE}')",
                             "fashion-mnist_train.csv and fashion-mnist_test.csv (.csv or .csv.gz)")
@@ -247,7 +252,7 @@ def find_fashion_mnist_csv(path: str | Path | None = None, *, smoke: bool = Fals
         import kagglehub
         found = _files_in(Path(kagglehub.dataset_download(FASHION_KAGGLE)), FASHION_CSV)
         return Found(*found, source=f"kagglehub download ({FASHION_KAGGLE})") if found else None
-    return _find(FASHION_CSV_SPEC, path, smoke, download)
+    return _find(FASHION_CSV_LOOKUP, path, smoke, download)
 
 
 def _decompress(source: Path, tmp: Path) -> None:
@@ -276,7 +281,7 @@ def _idx_root(base: Path) -> tuple[Path, Path] | None:
     return root, root
 
 
-FASHION_IDX_SPEC = _Dataset("Fashion-MNIST (idx files for torchvision)", _idx_root,
+FASHION_IDX_LOOKUP = Lookup("Fashion-MNIST (idx files for torchvision)", _idx_root,
                             lambda base: _files_missing(base, FASHION_IDX), "fashion-mnist",
                             "from torchvision import datasets; datasets.FashionMNIST(root, download=True)",
                             "the four files train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
@@ -291,4 +296,35 @@ def find_fashion_mnist(path: str | Path | None = None, *, smoke: bool = False) -
         for train in (True, False):
             datasets.FashionMNIST(root, train=train, download=True)
         return Found(root, root, source="torchvision download")
-    return _find(FASHION_IDX_SPEC, path, smoke, download)
+    return _find(FASHION_IDX_LOOKUP, path, smoke, download)
+
+
+# ---------------------------------------------------------------- a folder of one's own images
+
+def _visible_dirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def find_image_folder(path: str | Path) -> Found:
+    """Return the class-folder roots of a folder of one's own images, in one of two layouts:
+
+    - ``path/train/<class>/`` and ``path/test/<class>/``: Found(train, test);
+    - ``path/<class>/`` (no train/ or test/): Found(path, None), to be split into training and test parts.
+
+    Raise DataNotFoundError, saying what to change, for any other layout. Hidden entries (``.name``) are
+    ignored. What the class folders hold is checked where the images are read (``helpers.datasets``).
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataNotFoundError(f"the image folder {root} does not exist; check the path")
+    train, test = root / "train", root / "test"
+    if train.is_dir() or test.is_dir():
+        if not (train.is_dir() and test.is_dir()):
+            have, lack = ("train", "test") if train.is_dir() else ("test", "train")
+            raise DataNotFoundError(f"{root} has {have}/ but no {lack}/: give both train/<class>/ and "
+                                    f"test/<class>/, or put the class folders directly in {root} to have them split")
+        return Found(train, test, source=f"image folder {root.name} (train/ and test/)")
+    if not _visible_dirs(root):
+        raise DataNotFoundError(f"{root} holds no class folders: lay the images out as {root}/train/<class>/ "
+                                f"and {root}/test/<class>/, or as {root}/<class>/ to have them split")
+    return Found(root, None, source=f"image folder {root.name} (split into training and test parts)")

@@ -2,10 +2,15 @@
 
     course-train train --data fashion-csv --model fashion_cnn --epochs 9 --out runs/fashion
     course-train test --checkpoint runs/fashion/model.pt --data fashion-csv
+    course-train train --data-dir my_images --out runs/mine      (a folder of your own images)
+    course-train test --checkpoint runs/mine/model.pt --data-dir my_images
     course-train train --help                       (every option, with its default)
 
-``python -m helpers.train_cli ...`` runs the same program. ``train`` finds the data with the course's
-finder, trains a model of the registry with ``train.fit`` and writes into ``--out``: ``config.json``
+``python -m helpers.train_cli ...`` runs the same program. The datasets are those of the registry
+(``helpers.datasets``): ``--data`` names one, or ``--data-dir`` alone says which by what the folder holds
+(a folder that holds none of the course's datasets is read as a folder of your own images,
+``train/<class>/`` and ``test/<class>/`` or one folder of ``<class>/`` folders to be split). ``train``
+finds the data with the course's finder, trains a model of the registry with ``train.fit`` and writes into ``--out``: ``config.json``
 (the settings it ran with), ``last.pt`` and ``best.pt`` (training checkpoints), ``model.pt`` (the
 inference bundle of the best epoch, for ``test`` and ``course-predict``) and TensorBoard logs in
 ``tensorboard/``. Ctrl-C leaves the ``last.pt`` of the last finished epoch; the same command with
@@ -27,70 +32,44 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers import checkpoint, data, env, fashion_csv, files, finder, metrics, models, predict, recipes, train, transforms
+from helpers import checkpoint, data, datasets, env, files, finder, metrics, models, predict, recipes, train, transforms
 
 PROG = "course-train"
-DATASETS = ("fashion-csv", "fashion-idx", "fer2013")
+DEFAULT_DATA = "fashion-csv"                               # without --data and --data-dir
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-NATIVE_SIZE = {"fashion-csv": 28, "fashion-idx": 28, "fer2013": 48}
 SMOKE_IMAGES = {"train": 512, "val": 128, "test": 256}    # per split, in smoke mode
 CONFIG_FILE, BUNDLE_FILE, LOG_DIR = "config.json", "model.pt", "tensorboard"
 INTERRUPTED = 130                                          # the exit status of a program stopped by Ctrl-C
-# what a resumed run must share with the run it continues
+# the settings of a run, saved in its config.json; a resume checks them with train.check_same_settings
 SETTINGS = ("data", "classes", "model", "epochs", "batch_size", "lr", "schedule", "weight_decay",
             "label_smoothing", "input_size", "val_fraction", "seed")
 
 
-def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
-    """Return the learning-rate schedule `name` over `total_steps` optimizer steps (None for a constant rate).
-
-    Every schedule here is stepped once per batch, so all four spread over the same steps:
-    'step' divides the rate by 5 after each third, 'cosine' follows half a cosine from the rate
-    down to 0, and 'onecycle' climbs from rate/25 to the rate over the first 30% and anneals to
-    almost 0.
-    """
-    lr = optimizer.param_groups[0]["lr"]
-    if name == "constant":
-        return None
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, total_steps // 3), gamma=0.2)
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
-    raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
+make_scheduler = train.make_scheduler     # the course's one schedule factory (lesson 07 writes it out)
 
 
 # ---------------------------------------------------------------- the data
 
 @dataclass
-class Data:
-    """The three parts of a run's data, held in memory, and where they came from."""
+class RunData:
+    """The three parts of a run's data, held in memory, where they came from, and the dataset's spec."""
     train: data.TensorImages
     val: data.TensorImages
     test: data.TensorImages
     source: str
+    spec: datasets.DatasetSpec
 
 
 class UsageError(ValueError):
     """A command-line argument that cannot work; the message is one sentence for argparse's error line."""
 
 
-def load_splits(name: str, data_dir: Path | None, smoke: bool) -> tuple[data.TensorImages, data.TensorImages, str]:
-    """Return (training file, test file, source label) of dataset `name` as TensorImages, found by the finder."""
-    spec = {"fashion-csv": finder.FASHION_CSV_SPEC, "fashion-idx": finder.FASHION_IDX_SPEC, "fer2013": finder.FER}[name]
-    if data_dir is not None and spec.look(data_dir) is None:     # a folder given by hand: no fallback to the samples
-        raise UsageError(f"--data-dir {data_dir} holds no {spec.what}: {spec.missing(data_dir)}")
-    if name == "fashion-csv":
-        found = finder.find_fashion_mnist_csv(data_dir, smoke=smoke)
-        return fashion_csv.load_fashion_csv(found.train), fashion_csv.load_fashion_csv(found.test), found.source
-    if name == "fashion-idx":
-        found = finder.find_fashion_mnist(data_dir, smoke=smoke)
-        parts = [data.fashion_mnist(found.train, train=is_train) for is_train in (True, False)]
-        return (*[data.TensorImages(part.data.unsqueeze(1), part.targets, data.FASHION_CLASSES) for part in parts],
-                found.source)
-    found = finder.find_fer2013(data_dir, smoke=smoke)
-    return data.preload_faces(found.train), data.preload_faces(found.test), found.source
+def dataset_name(data: str | None, data_dir: Path | None) -> str:
+    """Return the dataset a run uses: `data` when given, else what `data_dir` holds (``datasets.identify``),
+    else DEFAULT_DATA."""
+    if data is not None:
+        return data
+    return datasets.identify(data_dir) if data_dir is not None else DEFAULT_DATA
 
 
 def select_classes(dataset: data.TensorImages, names: Sequence[str] | None) -> data.TensorImages:
@@ -114,23 +93,25 @@ def cut(dataset: data.TensorImages, max_items: int | None, seed: int) -> data.Te
     return dataset.subset(keep)
 
 
-def load_data(name: str, data_dir: Path | None, classes: Sequence[str] | None, val_fraction: float,
-              smoke: bool) -> Data:
-    """Return the training, validation (a stratified part of the training file) and test parts."""
-    train_file, test_file, source = load_splits(name, data_dir, smoke)
-    train_file, test_file = select_classes(train_file, classes), select_classes(test_file, classes)
+def load_run_data(name: str, data_dir: Path | None, classes: Sequence[str] | None, val_fraction: float,
+                  smoke: bool, *, image_mode: str | None = None, input_size: int | None = None) -> RunData:
+    """Return the training, validation (a stratified part of the training file) and test parts of dataset
+    `name` (a folder of one's own images is read in `image_mode` at `input_size` px, inferred when None)."""
+    found = datasets.load_dataset(name, data_dir, smoke, image_mode=image_mode, size=input_size)
+    train_file, test_file = select_classes(found.train, classes), select_classes(found.test, classes)
     train_idx, val_idx = data.split_indices(train_file.targets, torch.Generator().manual_seed(recipes.SPLIT_SEED),
                                             (1 - val_fraction, val_fraction))
     limit = SMOKE_IMAGES if smoke else dict.fromkeys(SMOKE_IMAGES)
-    return Data(cut(train_file.subset(train_idx), limit["train"], 0), cut(train_file.subset(val_idx), limit["val"], 1),
-                cut(test_file, limit["test"], 2), source)
+    return RunData(cut(train_file.subset(train_idx), limit["train"], 0), cut(train_file.subset(val_idx), limit["val"], 1),
+                   cut(test_file, limit["test"], 2), found.source, found.spec)
 
 
-class Prepare(nn.Module):
-    """Turn a uint8 gray batch into the model's input: augmented (if `augment`), resized, normalised, channels_last.
+class BatchPipeline(nn.Module):
+    """Turn a uint8 batch into the model's input: augmented (if `augment`), resized, normalised, channels_last.
 
     'flip' mirrors half the images (Fashion-MNIST, as lesson 03); 'faces' is lesson 04's random zoom,
-    rotation, shift, flip, contrast and erasing. A 3-value mean feeds the gray image to all three channels.
+    rotation, shift, flip, contrast and erasing; 'none' or None leaves them as they are. A 3-value mean
+    feeds a gray image to all three channels.
     """
 
     def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], augment: str | None = None):
@@ -145,19 +126,14 @@ class Prepare(nn.Module):
         return self.finish(images).contiguous(memory_format=torch.channels_last)
 
 
-def describe_model(model_name: str, dataset: str, class_names: Sequence[str], input_size: int) -> checkpoint.ModelMeta:
-    """Return the ModelMeta of a `model_name` network for `dataset` at `input_size` px (how to rebuild and feed it)."""
-    fashion = dataset.startswith("fashion")
-    mean, std = (data.FASHION_MEAN, data.FASHION_STD) if fashion else (data.FER_MEAN, data.FER_STD)
-    args: dict = {"num_classes": len(class_names)}
-    if model_name == "efficientnet_b0":                     # an RGB network: the gray image goes to all three channels
-        mean, std = mean * 3, std * 3
-    elif model_name == "source_cnn":
-        args["image_size"] = input_size
-    elif model_name == "emotionnet":                       # its attention splits the 1/16-scale map into `area` parts
-        side = math.ceil(input_size / 16)
-        args["area"] = 4 if side * side % 4 == 0 else 1
-    return checkpoint.ModelMeta(model_name, args, tuple(class_names), input_size, mean, std)
+def describe_model(model_name: str, spec: datasets.DatasetSpec, class_names: Sequence[str],
+                   input_size: int) -> checkpoint.ModelMeta:
+    """Return the ModelMeta of a `model_name` network for dataset `spec` at `input_size` px (how to rebuild and
+    feed it): the registry entry says what input the network takes, the dataset how its images are read."""
+    args = models.model_args(model_name, len(class_names), spec.channels, input_size)
+    repeat = models.MODELS[model_name].input_channels(spec.channels) // spec.channels   # gray into an RGB network
+    return checkpoint.ModelMeta(model_name, args, tuple(class_names), input_size, spec.mean * repeat,
+                                spec.std * repeat, image_mode=spec.image_mode)
 
 
 # ---------------------------------------------------------------- TensorBoard
@@ -198,10 +174,15 @@ class BoardLogger:
 # ---------------------------------------------------------------- train
 
 def settings_of(args: argparse.Namespace) -> dict:
-    """Return the run's settings (the SETTINGS of `args`), with the input size resolved."""
+    """Return the run's settings (the SETTINGS of `args`, the image mode and the augmentation), with the dataset
+    resolved; the input size, image mode and augmentation stay None until the data says what they are."""
     settings = {key: getattr(args, key) for key in SETTINGS}
-    settings["input_size"] = settings["input_size"] or NATIVE_SIZE[args.data]
+    settings["data"] = dataset_name(args.data, args.data_dir)
     settings["classes"] = list(settings["classes"]) if settings["classes"] else None
+    settings["image_mode"], settings["augment"] = args.image_mode, args.augment
+    if args.image_mode is not None and settings["data"] != datasets.FOLDER:
+        raise UsageError(f"--image-mode applies to a folder of your own images; {settings['data']} is read as "
+                         f"{datasets.DATASETS[settings['data']].image_mode}, so drop the option")
     return settings
 
 
@@ -211,11 +192,11 @@ def resumed_settings(out: Path, settings: dict, given: set[str]) -> dict:
         raise UsageError(f"--resume found no run to continue in {out} (it needs the last.pt and {CONFIG_FILE} "
                          f"that train writes there); check --out, or drop --resume to start a new run")
     saved = json.loads((out / CONFIG_FILE).read_text(encoding="utf-8"))["settings"]
-    for key in SETTINGS:
-        if key in given and settings[key] != saved.get(key):
-            raise UsageError(f"--{key.replace('_', '-')} {settings[key]} differs from the {saved.get(key)} that the "
-                             f"run in {out} started with; --resume continues that run as it was, so drop the "
-                             f"option or start a new run with another --out")
+    train.check_same_settings(saved, {key: settings[key] for key in SETTINGS if key in given}, out / CONFIG_FILE,
+                              describe=lambda key, was, now: f"--{key.replace('_', '-')} {now} differs from the {was} "
+                                                             f"that the run started with",
+                              advice="--resume continues that run as it was, so drop the option or start a new run "
+                                     "with another --out", error=UsageError, none_is_unknown=False)
     return saved
 
 
@@ -227,28 +208,33 @@ def train_command(args: argparse.Namespace, given: set[str]) -> int:
         settings = resumed_settings(out, settings, given)
     elif (out / "last.pt").exists():
         raise UsageError(f"{out} already holds a run (last.pt); add --resume to continue it, or choose another --out")
-    splits = load_data(settings["data"], args.data_dir, settings["classes"], settings["val_fraction"], smoke)
+    splits = load_run_data(settings["data"], args.data_dir, settings["classes"], settings["val_fraction"], smoke,
+                           image_mode=settings.get("image_mode"), input_size=settings["input_size"])
+    settings["input_size"] = settings["input_size"] or splits.spec.size
+    settings["image_mode"] = splits.spec.image_mode
+    settings["augment"] = settings.get("augment") or splits.spec.augment
     class_names = splits.train.classes
-    meta = describe_model(settings["model"], settings["data"], class_names, settings["input_size"])
+    meta = describe_model(settings["model"], splits.spec, class_names, settings["input_size"])
     device = env.get_device(args.device)
     print(f"{PROG} train: {settings['model']} on {settings['data']} ({splits.source}): {len(splits.train):,} "
-          f"training, {len(splits.val):,} validation images, {len(class_names)} classes, {device}")
+          f"training, {len(splits.val):,} validation images, {len(class_names)} classes, "
+          f"{'gray' if meta.image_mode == 'L' else 'RGB'} at {meta.input_size} px, {device}")
     if not args.resume:
         out.mkdir(parents=True, exist_ok=True)
-        config = {"settings": settings, "data_source": splits.source, "device": str(device),
+        config = {"settings": settings, "data_source": splits.source, "data_dir": args.data_dir and str(args.data_dir),
+                  "mean": list(meta.mean), "std": list(meta.std), "device": str(device),
                   "torch": torch.__version__, "quick_subsets": smoke}
         files.atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
     generator = env.seed_everything(settings["seed"])
-    augment = "flip" if settings["data"].startswith("fashion") else "faces"
     train_loader = data.DeviceLoader(
         data.batch_loader(splits.train, settings["batch_size"], shuffle=True, generator=generator, drop_last=True),
-        device, Prepare(meta.input_size, meta.mean, meta.std, augment).to(device))
+        device, BatchPipeline(meta.input_size, meta.mean, meta.std, settings["augment"]).to(device))
     if len(train_loader) == 0:
         raise UsageError(f"--batch-size {settings['batch_size']} is larger than the {len(splits.train)} training "
                          f"images, so an epoch has no full batch; choose a smaller batch size")
     val_loader = data.DeviceLoader(data.batch_loader(splits.val, 512), device,
-                                   Prepare(meta.input_size, meta.mean, meta.std).to(device))
+                                   BatchPipeline(meta.input_size, meta.mean, meta.std).to(device))
     model = models.build_model(meta.model_name, **meta.model_args).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     scheduler = make_scheduler(settings["schedule"], optimizer, settings["epochs"] * len(train_loader))
@@ -285,7 +271,7 @@ def interrupted(out: Path) -> int:
 
 
 def finish_run(model: nn.Module, meta: checkpoint.ModelMeta, out: Path, history: train.History, val_loader,
-               splits: Data, settings: dict, board: BoardLogger, device: torch.device) -> None:
+               splits: RunData, settings: dict, board: BoardLogger, device: torch.device) -> None:
     """Save the best epoch as the inference bundle, and log its validation mistakes and the hyper-parameters."""
     best = checkpoint.load_checkpoint(out / "best.pt", map_location=device)
     checkpoint.load_weights(model, best["model"])
@@ -316,29 +302,32 @@ def test_command(args: argparse.Namespace) -> int:
     if args.classes and list(args.classes) != list(meta.class_names):
         raise UsageError(f"{args.checkpoint} was trained on {len(meta.class_names)} classes "
                          f"({', '.join(meta.class_names)}), not on the {len(args.classes)} that --classes names")
-    train_file, test_file, source = load_splits(args.data, args.data_dir, env.smoke_mode())
+    name = dataset_name(args.data, args.data_dir)
+    found = datasets.load_dataset(name, args.data_dir, env.smoke_mode(), image_mode=meta.image_mode,
+                                  size=meta.input_size)
+    test_file, source = found.test, found.source
     if missing := [n for n in meta.class_names if n not in test_file.classes]:
         raise UsageError(f"{args.checkpoint} was trained on another dataset: its class {missing[0]!r} is not "
-                         f"one of {args.data}'s classes ({', '.join(test_file.classes)})")
+                         f"one of {name}'s classes ({', '.join(test_file.classes)})")
     test_set = select_classes(test_file, None if list(meta.class_names) == test_file.classes else meta.class_names)
     test_set = cut(test_set, SMOKE_IMAGES["test"] if env.smoke_mode() else None, 2)
     device = env.get_device(args.device)
     model, meta = checkpoint.load_model(args.checkpoint, device)
     model = model.to(memory_format=torch.channels_last)
     loader = data.DeviceLoader(data.batch_loader(test_set, 512), device,
-                               Prepare(meta.input_size, meta.mean, meta.std).to(device))
+                               BatchPipeline(meta.input_size, meta.mean, meta.std).to(device))
     result = train.evaluate(model, loader, device)
     report = metrics.classification_metrics(result.labels, result.preds, meta.class_names)
     out = args.out or args.checkpoint.parent
     out.mkdir(parents=True, exist_ok=True)
     ax = plots.plot_confusion_matrix(result.labels, result.preds, meta.class_names,
-                                     title=f"{args.checkpoint.name} on the {args.data} test split (rows: true class)")
+                                     title=f"{args.checkpoint.name} on the {name} test split (rows: true class)")
     files.atomic_write(out / "confusion_matrix.png",
                        lambda tmp: ax.figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     files.atomic_write_text(out / "test_metrics.json", json.dumps(
-        {"checkpoint": args.checkpoint.name, "data": args.data, "data_source": source, "images": len(test_set),
+        {"checkpoint": args.checkpoint.name, "data": name, "data_source": source, "images": len(test_set),
          "loss": result.loss, **report}, indent=2) + "\n")
-    print(f"{PROG} test: {args.checkpoint.name} on {len(test_set):,} test images of {args.data} ({source})")
+    print(f"{PROG} test: {args.checkpoint.name} on {len(test_set):,} test images of {name} ({source})")
     print(f"test accuracy {result.acc:.4f}, macro-F1 {report['macro_f1']:.4f}, loss {result.loss:.4f}")
     print(classification_report(result.labels, result.preds, target_names=list(meta.class_names), digits=3,
                                 zero_division=0))
@@ -348,36 +337,48 @@ def test_command(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- the command line
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
-        return value
-    return parse
+def _number(text: str, kind: type) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1" if kind is int
+                                         else f"{text!r} is not a number") from None
 
 
-def _fraction(text: str) -> float:
-    value = _positive(float)(text)
-    if value >= 1:
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number greater than 0."""
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number strictly between 0 and 1 (a share of something, never none or all of it)."""
+    value = _number(text, float)
+    if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"{text} must lie between 0 and 1")
     return value
 
 
-def _smoothing(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+def fraction_or_zero(text: str) -> float:
+    """argparse type: a number in 0 <= x < 1 (a strength that may be off: label smoothing, weight decay)."""
+    value = _number(text, float)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text} must lie in 0 <= x < 1")
     return value
 
 
-def _existing_dir(text: str) -> Path:
+def existing_dir(text: str) -> Path:
+    """argparse type: a folder that exists."""
     path = Path(text).expanduser()
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"the data folder {text} does not exist" if not path.exists()
@@ -398,9 +399,11 @@ def _class_list(text: str) -> list[str]:
 
 
 def _common(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--data", choices=DATASETS, default="fashion-csv",
-                     help="dataset: Fashion-MNIST from the Kaggle CSVs or the idx files, or FER2013")
-    sub.add_argument("--data-dir", type=_existing_dir, default=None,
+    sub.add_argument("--data", choices=datasets.NAMES, default=None,
+                     help="dataset: Fashion-MNIST from the Kaggle CSVs or the idx files, FER2013, or 'folder': a "
+                          "folder of your own images, train/<class>/ and test/<class>/ or <class>/ folders to be "
+                          f"split (None: what --data-dir holds, else {DEFAULT_DATA})")
+    sub.add_argument("--data-dir", type=existing_dir, default=None,
                      help="folder that holds the dataset (None: COURSE_DATA, else the download; see README)")
     sub.add_argument("--classes", type=_class_list, default=None,
                      help="comma-separated class names to keep, e.g. 'Pullover,Shirt' (None: all classes)")
@@ -417,19 +420,26 @@ def build_parser() -> argparse.ArgumentParser:
                              "TensorBoard logs", formatter_class=formatter, allow_abbrev=False)
     _common(tr)
     tr.add_argument("--model", choices=sorted(models.MODELS), default="fashion_cnn", help="network of the registry")
-    tr.add_argument("--epochs", type=_positive(int), default=recipes.FASHION_COURSE.epochs, help="training epochs")
-    tr.add_argument("--batch-size", type=_positive(int), default=recipes.FASHION_COURSE.batch_size,
+    tr.add_argument("--epochs", type=positive_int, default=recipes.FASHION_COURSE.epochs, help="training epochs")
+    tr.add_argument("--batch-size", type=positive_int, default=recipes.FASHION_COURSE.batch_size,
                     help="training images per step")
-    tr.add_argument("--lr", type=_positive(float), default=recipes.FASHION_COURSE.lr,
+    tr.add_argument("--lr", type=positive_float, default=recipes.FASHION_COURSE.lr,
                     help="AdamW learning rate (the peak of the one-cycle schedule)")
     tr.add_argument("--schedule", choices=SCHEDULES, default="onecycle",
                     help="learning-rate schedule, stepped every batch")
-    tr.add_argument("--weight-decay", type=_smoothing, default=0.0, help="AdamW weight decay")
-    tr.add_argument("--label-smoothing", type=_smoothing, default=recipes.FASHION_COURSE.label_smoothing,
+    tr.add_argument("--weight-decay", type=fraction_or_zero, default=0.0, help="AdamW weight decay")
+    tr.add_argument("--label-smoothing", type=fraction_or_zero, default=recipes.FASHION_COURSE.label_smoothing,
                     help="label smoothing of the training loss")
-    tr.add_argument("--input-size", type=_positive(int), default=None,
-                    help="side of the square model input in pixels (None: the dataset's own, 28 or 48)")
-    tr.add_argument("--val-fraction", type=_fraction, default=recipes.VAL_FRACTION,
+    tr.add_argument("--input-size", type=positive_int, default=None,
+                    help="side of the square model input in pixels (None: the dataset's own, 28 or 48; for your "
+                         "own folder the longer side of its most common image size, at most 224)")
+    tr.add_argument("--image-mode", choices=("L", "RGB"), default=None,
+                    help="your own folder only: read the images gray (L) or in colour (None: L when every "
+                         "training image is gray, else RGB)")
+    tr.add_argument("--augment", choices=datasets.AUGMENTATIONS, default=None,
+                    help="training augmentation: none, flip (mirror half the images) or faces (lesson 04's) "
+                         "(None: the dataset's own; flip for your own folder)")
+    tr.add_argument("--val-fraction", type=fraction, default=recipes.VAL_FRACTION,
                     help="share of the training file held out for validation (stratified, fixed split seed)")
     tr.add_argument("--seed", type=int, default=42, help="seed of the weights, the shuffling and the augmentation")
     tr.add_argument("--out", type=Path, default=Path("runs") / "train", help="folder the run writes into")
@@ -464,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             return train_command(args, given_options(parser, argv, "train"))
         return test_command(args)
-    except (UsageError, finder.DataNotFoundError, checkpoint.CheckpointError) as err:
+    except (UsageError, datasets.DatasetError, finder.DataNotFoundError, checkpoint.CheckpointError) as err:
         sub.error(str(err).splitlines()[0])          # prints the usage line and the message, exits with 2
     except KeyboardInterrupt:                         # Ctrl-C before or after the epochs
         return interrupted(Path(args.out)) if args.command == "train" else INTERRUPTED

@@ -11,8 +11,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FASHION_SAMPLE
-from helpers import checkpoint, data, env, finder, train_cli
+from conftest import FASHION_SAMPLE, FER_SAMPLE
+from helpers import checkpoint, data, env, finder, predict, train_cli
 
 EPOCHS = 5                  # the interrupted run has four epochs in which the SIGINT can land
 # the shipped sample, named explicitly so that a COURSE_DATA set on the machine cannot make the runs slow
@@ -34,6 +34,64 @@ def run(tmp_path_factory):
     done = course_train(*TRAIN, "--out", str(out))
     assert done.returncode == 0, done.stderr
     return out, done.stdout
+
+
+OWN_CLASSES = ("happy", "sad", "surprise")
+
+
+def own_folder(root: Path) -> Path:
+    """A folder of one's own images made from the shipped FER faces: train/ and test/ of three class folders,
+    mostly the JPEGs as they are, some as PNGs in RGB at 60 px (mixed sizes and modes are converted)."""
+    for split, count in (("train", 24), ("test", 6)):
+        for name in OWN_CLASSES:
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for k, path in enumerate(sorted((FER_SAMPLE / split / name).glob("*.jpg"))[:count]):
+                if k % 4:
+                    (folder / path.name).write_bytes(path.read_bytes())
+                else:
+                    with data.load_image(path) as face:
+                        face.convert("RGB").resize((60, 60)).save(folder / f"{path.stem}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    """A training run on a folder of one's own images, started as the program, with no --data."""
+    root = own_folder(tmp_path_factory.mktemp("own") / "faces")
+    out = root.parent / "run"
+    done = course_train("train", "--data-dir", str(root), "--epochs", "1", "--batch-size", "16", "--out", str(out),
+                        "--no-progress")
+    assert done.returncode == 0, done.stderr
+    return root, out, done.stdout
+
+
+def test_own_folder_trains_tests_and_predicts(own_run, capsys, tmp_path):
+    root, out, stdout = own_run
+    assert "on folder" in stdout and "3 classes, gray at 48 px" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["data"] == "folder" and config["settings"]["image_mode"] == "L"
+    model, meta = checkpoint.load_model(out / "model.pt")
+    assert meta.class_names == OWN_CLASSES and meta.input_size == 48 and meta.image_mode == "L"
+    assert meta.mean == tuple(config["mean"]) and meta.mean != data.FER_MEAN, "statistics measured on the folder"
+    assert train_cli.main(["test", "--checkpoint", str(out / "model.pt"), "--data-dir", str(root),
+                           "--out", str(tmp_path)]) == 0
+    scored = json.loads((tmp_path / "test_metrics.json").read_text())
+    assert scored["images"] == 18 and scored["data"] == "folder"
+    capsys.readouterr()
+    images = [next((root / "test" / name).glob("*.png")) for name in OWN_CLASSES]
+    assert predict.main([str(out / "model.pt"), *map(str, images), "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.split(": ")[1].split()[0] in OWN_CLASSES for line in lines)
+
+
+def test_own_folder_errors_reach_the_usage_line(capsys, tmp_path):
+    (tmp_path / "train" / "cats").mkdir(parents=True)
+    (tmp_path / "test" / "cats").mkdir(parents=True)
+    line = error_of(capsys, "train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert "holds no image files" in line and "cats" in line
+    line = error_of(capsys, "train", "--data", "fer2013", "--image-mode", "RGB", "--out", str(tmp_path / "o"))
+    assert "--image-mode applies to a folder of your own images" in line
 
 
 def weights(path: Path) -> dict:
@@ -122,7 +180,7 @@ def test_missing_data_folder(capsys, tmp_path):
 
 def test_folder_without_the_dataset(capsys, tmp_path):
     line = error_of(capsys, "train", "--data-dir", str(tmp_path), "--data", "fashion-idx", "--out", str(tmp_path / "o"))
-    assert line.endswith(f"--data-dir {tmp_path} holds no Fashion-MNIST (idx files for torchvision): none of "
+    assert line.endswith(f"{tmp_path} holds no Fashion-MNIST (idx files for torchvision): none of "
                          f"{', '.join(finder.FASHION_IDX)}")
 
 
@@ -158,7 +216,8 @@ def test_resume_with_other_settings_and_a_second_run_into_the_same_folder(capsys
     assert "already holds a run" in error_of(capsys, *TRAIN, "--out", str(out))
 
 
-@pytest.mark.parametrize("argv, message", [(["--epochs", "0"], "must be greater than 0"),
+@pytest.mark.parametrize("argv, message", [(["--epochs", "0"], "'0' is not a whole number of at least 1"),
+                                           (["--lr", "0"], "must be greater than 0"),
                                            (["--lr", "fast"], "'fast' is not a number"),
                                            (["--val-fraction", "1.5"], "must lie between 0 and 1")])
 def test_bad_numbers(capsys, argv, message):

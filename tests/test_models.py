@@ -127,3 +127,24 @@ def test_unknown_model_name_lists_the_choices():
 def test_too_few_classes_is_rejected():
     with pytest.raises(ValueError, match="num_classes=1"):
         models.build_model("fashion_cnn", 1)
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+@pytest.mark.parametrize("channels, size", [(1, 48), (3, 64)])
+def test_each_entry_says_what_input_it_takes(name, channels, size):
+    args = models.model_args(name, 3, channels, size)
+    model = models.build_model(name, **args).eval()
+    fed = models.MODELS[name].input_channels(channels)
+    assert fed == (models.MODELS[name].channels or channels)
+    assert model(torch.rand(2, fed, size, size)).shape == (2, 3)
+
+
+def test_efficientnet_does_not_import_the_registry():
+    import ast
+    import inspect
+
+    from helpers import efficientnet
+    tree = ast.parse(inspect.getsource(efficientnet))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in node.names}
+    assert "models" not in imported, "models imports efficientnet for its registry: the reverse would be a circle"
