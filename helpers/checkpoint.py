@@ -3,12 +3,20 @@
 
 A checkpoint is a plain dict of tensors and Python values (numbers, strings, lists, tuples, dicts),
 so ``torch.load(..., weights_only=True)`` can read it without running any code from the file.
+
+``save_checkpoint`` stores a SHA-256 checksum of every tensor beside them (under ``"checksum"``) and
+``load_checkpoint`` checks it, because torch itself checks nothing: a file with one changed byte in a
+weight would otherwise load and quietly give other answers. A file without a checksum (saved by plain
+``torch.save``, by other code, or by an older version of this course) still loads, with an
+UnverifiedCheckpointWarning that says so; saving it again with ``save_checkpoint`` adds one.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,10 +30,16 @@ from helpers import files, models
 ZIP_MAGIC = b"PK\x03\x04"           # torch.save writes a zip archive that starts with these bytes
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")   # torch.compile and DataParallel/DDP wrappers
 META_VERSION = 1                    # bump when ModelMeta's fields change meaning
+CHECKSUM_KEY = "checksum"           # where save_checkpoint stores the tensors' checksums in the saved dict
+CHECKSUM_ALGORITHM = "sha256"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, unsafe to load, or does not fit the model."""
+    """A checkpoint file is missing, unreadable, unsafe to load, damaged, or does not fit the model."""
+
+
+class UnverifiedCheckpointWarning(UserWarning):
+    """A checkpoint was loaded without a checksum to check its tensors against."""
 
 
 @dataclass(frozen=True)
@@ -97,9 +111,93 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         model = inner
 
 
+def _tensors(value, where: str = ""):
+    """Yield (path, tensor) for every tensor inside nested dicts, lists and tuples, in their stored order.
+
+    A path joins the keys and indices with "/", e.g. ``model/conv.weight`` or ``optimizer/state/0/exp_avg``.
+    """
+    if isinstance(value, torch.Tensor):
+        yield where or "(the whole file)", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{where}/{key}" if where else str(key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _tensors(item, f"{where}/{index}" if where else str(index))
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    """Return the SHA-256 (hex) of a tensor's dtype, shape and values, the same for any memory layout or device."""
+    t = tensor.detach()
+    if t.layout != torch.strided:                          # sparse tensors: their dense values
+        t = t.to_dense()
+    if t.is_quantized:
+        t = t.int_repr()
+    t = t.resolve_conj().resolve_neg().cpu().contiguous().reshape(-1)
+    digest = hashlib.sha256(f"{t.dtype}{tuple(tensor.shape)}".encode())
+    digest.update(t.view(torch.uint8).numpy().data)         # the raw bytes, without a copy on the CPU
+    return digest.hexdigest()
+
+
+def tensor_checksums(state: dict) -> dict:
+    """Return the checksum record of every tensor in `state`: ``{"algorithm": "sha256", "tensors": {path: hex}}``.
+
+    Tensors are found in `state`'s own order (see ``_tensors`` for their paths); a ``"checksum"`` entry
+    already in `state` is left out.
+    """
+    digests = {}
+    for where, tensor in _tensors({k: v for k, v in state.items() if k != CHECKSUM_KEY}):
+        while where in digests:                              # two keys that print alike, e.g. 0 and "0"
+            where += "'"
+        digests[where] = tensor_sha256(tensor)
+    return {"algorithm": CHECKSUM_ALGORITHM, "tensors": digests}
+
+
+def verify_checksums(state: dict, path: str | Path = "checkpoint") -> bool:
+    """Check `state`'s tensors against the checksums saved with them; return False when it has none.
+
+    Raise CheckpointError naming the file and every tensor whose bytes changed, is missing or was
+    added since it was saved.
+    """
+    record = state.get(CHECKSUM_KEY)
+    if record is None:
+        return False
+    if (not isinstance(record, dict) or record.get("algorithm") != CHECKSUM_ALGORITHM
+            or not isinstance(record.get("tensors"), dict)):
+        algorithm = record.get("algorithm") if isinstance(record, dict) else None
+        raise CheckpointError(f"{path}: its {CHECKSUM_KEY!r} entry is not a {CHECKSUM_ALGORITHM} checksum record "
+                              f"this course can check (algorithm {algorithm!r}), so its tensors cannot be verified. "
+                              f"If the file comes from a newer course, update the course's helpers; otherwise "
+                              f"download it again or train again.")
+    saved = record["tensors"]
+    now = tensor_checksums(state)["tensors"]
+    changed = [where for where, digest in now.items() if where in saved and saved[where] != digest]
+    added = [where for where in now if where not in saved]
+    missing = [where for where in saved if where not in now]
+    if changed or added or missing:
+        parts = [f"{len(changed)} changed: {_list(changed)}" if changed else "",
+                 f"{len(missing)} missing: {_list(missing)}" if missing else "",
+                 f"{len(added)} not in the checksum: {_list(added)}" if added else ""]
+        raise CheckpointError(
+            f"{path} is damaged: its tensors do not match the {CHECKSUM_ALGORITHM} checksum saved with them "
+            f"({'; '.join(p for p in parts if p)}). The file changed after it was written (a bad download, "
+            f"copy or disk), and a model loaded from it would give wrong answers without any other error, "
+            f"so nothing was loaded. Download it again, use another copy (e.g. last.pt instead of best.pt), "
+            f"or train again.")
+    return True
+
+
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write `state` with ``torch.save`` atomically (``files.atomic_write``): a crash leaves the old file."""
-    return files.atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Write `state` with ``torch.save`` atomically (``files.atomic_write``): a crash leaves the old file.
+
+    The file also holds the SHA-256 checksum of every tensor in `state` under ``"checksum"`` (computed
+    afresh, replacing any such entry in `state`), which ``load_checkpoint`` checks. `state` itself is
+    not changed.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"state is a {type(state).__name__}; save a dict such as {{'model': model.state_dict()}}")
+    stored = {**{k: v for k, v in state.items() if k != CHECKSUM_KEY}, CHECKSUM_KEY: tensor_checksums(state)}
+    return files.atomic_write(path, lambda tmp: torch.save(stored, tmp))
 
 
 def _unsafe_global(message: str) -> tuple[str, bool] | None:
@@ -124,8 +222,14 @@ def _unsafe_error(path: Path, name: str, blocked: bool) -> CheckpointError:
         f"around the load. Better: save model.state_dict() instead of the model object.")
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Return the dict saved at `path`, loaded with ``weights_only=True``; raise CheckpointError naming the file."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, verify: bool = True) -> dict:
+    """Return the dict saved at `path`, loaded with ``weights_only=True``; raise CheckpointError naming the file.
+
+    The tensors are checked against the checksum ``save_checkpoint`` stored with them (unless
+    ``verify=False``); a damaged file raises CheckpointError naming the changed tensors. A file saved
+    without a checksum loads with an UnverifiedCheckpointWarning. The returned dict is what was saved,
+    without the checksum entry.
+    """
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass the .pt file inside it "
@@ -151,6 +255,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a checkpoint dict; "
                               f"save a dict such as {{'model': model.state_dict(), ...}}.")
+    if verify and not verify_checksums(state, path):
+        warnings.warn(f"{path} has no checksum, so its tensors were loaded without a check that they are the "
+                      f"ones that were saved (files written by torch.save, or by an older course, have none). "
+                      f"If you trust the file, save it again with checkpoint.save_checkpoint to add one.",
+                      UnverifiedCheckpointWarning, stacklevel=2)
+    state.pop(CHECKSUM_KEY, None)
     return state
 
 

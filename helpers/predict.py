@@ -2,7 +2,8 @@
 
 A *training checkpoint* (``helpers.train.fit``'s last.pt / best.pt) holds everything needed to go on
 training: optimizer, scheduler, RNG states. An *inference bundle* holds only what prediction needs,
-so a file can be handed to someone who never saw the notebook. Command line:
+so a file can be handed to someone who never saw the notebook. Both carry a checksum of their tensors
+that loading checks (see ``helpers.checkpoint``), so a damaged file is refused, never used. Command line:
 
     course-predict model.pt image.png [more.png ...] [--top-k 3]     (or: python -m helpers.predict ...)
 """
@@ -37,12 +38,20 @@ def make_bundle(model: nn.Module, meta: checkpoint.ModelMeta, half: bool = False
 
 
 def save_bundle(path: str | Path, model: nn.Module, meta: checkpoint.ModelMeta, half: bool = False) -> Path:
-    """Write the inference bundle of `model` to `path` atomically and return the path (see make_bundle)."""
+    """Write the inference bundle of `model` to `path` atomically and return the path (see make_bundle).
+
+    The file holds the SHA-256 checksum of every weight tensor, which ``load_bundle`` and
+    ``checkpoint.load_model`` check.
+    """
     return checkpoint.save_checkpoint(path, make_bundle(model, meta, half))
 
 
 def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, checkpoint.ModelMeta]:
-    """Return (model in eval mode on `device`, its ModelMeta) from a bundle or a training checkpoint, loaded safely."""
+    """Return (model in eval mode on `device`, its ModelMeta) from a bundle or a training checkpoint, loaded safely.
+
+    The same as ``checkpoint.load_model(path, device)``: a file whose tensors do not match their checksum
+    raises CheckpointError.
+    """
     return checkpoint.load_model(path, device)
 
 

@@ -2,6 +2,7 @@
 import os
 import random
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -267,3 +268,102 @@ def test_a_checkpoint_without_an_mps_state_still_restores(tmp_path, monkeypatch)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     checkpoint.set_rng_state({**old, "mps": mps.state})     # a Mac's checkpoint resumed elsewhere
     assert mps.restored == []
+
+
+# ---------------------------------------------------------------- checksums
+
+def flip_byte_in_tensor_data(path, nbytes):
+    """Flip one byte in the middle of the zip entry that stores `nbytes` bytes of tensor data (archive/data/N).
+
+    Returns the entry's name. The byte is found from the entry's local header, so it lies inside the
+    tensor's stored values, not in any zip or pickle structure.
+    """
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        entries = [info for info in archive.infolist()
+                   if "/data/" in info.filename and info.file_size == nbytes]
+    assert len(entries) == 1, f"expected one storage of {nbytes} bytes, found {[e.filename for e in entries]}"
+    entry = entries[0]
+    assert entry.compress_type == zipfile.ZIP_STORED, "torch.save writes its entries uncompressed"
+    raw = bytearray(path.read_bytes())
+    name_length, extra_length = (int.from_bytes(raw[entry.header_offset + i:entry.header_offset + i + 2], "little")
+                                 for i in (26, 28))
+    start = entry.header_offset + 30 + name_length + extra_length    # where the entry's data begins
+    raw[start + nbytes // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+    return entry.filename
+
+
+def test_a_flipped_byte_in_a_weight_is_refused_naming_the_tensor(tmp_path):
+    model = linear()       # weights of 512, 32, 224 and 28 bytes: each tensor's storage has its own size
+    path = checkpoint.save_checkpoint(tmp_path / "best.pt", {"model": model.state_dict(), "epoch": 3})
+    flip_byte_in_tensor_data(path, 16 * 8 * 4)                          # model.0.weight, 16 x 8 float32
+    assert not torch.equal(torch.load(path, weights_only=True)["model"]["0.weight"], model.state_dict()["0.weight"]), \
+        "the flip must change a weight (torch itself loads the file without complaint)"
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load_checkpoint(path)
+    message = str(err.value)
+    assert "best.pt is damaged" in message and "1 changed: model/0.weight" in message
+    assert "0.bias" not in message and "2.weight" not in message, "only the changed tensor is named"
+    assert "Download it again" in message and "train again" in message
+
+
+def test_a_clean_file_verifies_and_loads_without_the_checksum_entry(tmp_path, recwarn):
+    state = {"model": linear().state_dict(), "epoch": 3, "rng": checkpoint.rng_state()}
+    path = checkpoint.save_checkpoint(tmp_path / "last.pt", state)
+    assert "checksum" not in state, "the caller's dict is not changed"
+    stored = torch.load(path, weights_only=True)["checksum"]
+    assert stored["algorithm"] == "sha256" and sorted(stored["tensors"]) == sorted(
+        ["model/0.weight", "model/0.bias", "model/2.weight", "model/2.bias", "rng/torch"])
+    loaded = checkpoint.load_checkpoint(path)
+    assert sorted(loaded) == ["epoch", "model", "rng"] and not recwarn.list
+    assert checkpoint.verify_checksums(torch.load(path, weights_only=True), path) is True
+
+
+def test_an_optimizer_state_and_half_weights_are_covered_too(tmp_path):
+    model = linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(2, 16)).sum().backward()
+    optimizer.step()
+    half = {k: v.half() for k, v in model.state_dict().items()}     # 256, 16, 112 and 14 bytes
+    path = checkpoint.save_checkpoint(tmp_path / "last.pt", {"model": half, "optimizer": optimizer.state_dict()})
+    flip_byte_in_tensor_data(path, 8 * 4)          # 0.bias's momentum: the only tensor of 8 float32 values
+    with pytest.raises(checkpoint.CheckpointError, match=r"1 changed: optimizer/state/1/momentum_buffer"):
+        checkpoint.load_checkpoint(path)
+
+
+def test_a_file_without_a_checksum_loads_with_a_warning_that_names_it(tmp_path):
+    """Plain torch.save files and those of older courses have no checksum: they load, said to be unchecked."""
+    model = linear()
+    path = tmp_path / "epoch_2.pt"
+    torch.save({"model": model.state_dict(), "epoch": 2}, path)
+    with pytest.warns(checkpoint.UnverifiedCheckpointWarning, match=r"epoch_2\.pt has no checksum.*save_checkpoint"):
+        state = checkpoint.load_checkpoint(path)
+    assert state["epoch"] == 2 and torch.equal(state["model"]["0.weight"], model.state_dict()["0.weight"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checkpoint.load_checkpoint(path, verify=False)
+
+
+def test_ddp_checkpoints_carry_a_checksum_and_resume(tmp_path):
+    """helpers.ddp_train writes epoch_N.pt with save_checkpoint and reads it back with load_checkpoint."""
+    from types import SimpleNamespace
+    from helpers import ddp_train
+    torch.manual_seed(0)
+    model = models.build_model(ddp_train.RECIPE.model, len(data.FASHION_CLASSES))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    config = {"epochs": 2, "lr": 0.1, "seed": 0}
+    path = tmp_path / "epoch_1.pt"
+    ddp_train.save_state(path, SimpleNamespace(model=model, optimizer=optimizer, scheduler=scheduler), 1, config)
+    assert "checksum" in torch.load(path, weights_only=True)
+    fresh = models.build_model(ddp_train.RECIPE.model, len(data.FASHION_CLASSES))
+    target = SimpleNamespace(model=fresh, optimizer=torch.optim.SGD(fresh.parameters(), lr=0.1))
+    target.scheduler = torch.optim.lr_scheduler.StepLR(target.optimizer, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ddp_train.resume(str(path), target, config, torch.device("cpu")) == 1
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+    flip_byte_in_tensor_data(path, 10 * 4)                                  # the last layer's bias
+    with pytest.raises(checkpoint.CheckpointError, match=r"epoch_1\.pt is damaged.*1 changed: model/classifier\.1\.bias"):
+        ddp_train.resume(str(path), target, config, torch.device("cpu"))

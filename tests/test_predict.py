@@ -1,5 +1,6 @@
 """Inference bundles and one-image prediction (lesson 05), on a real Fashion-MNIST sample image."""
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -178,3 +179,26 @@ def test_a_logit_adjusted_lesson_06_bundle_works_with_course_predict(tmp_path, c
     assert predict.main([str(path), str(face), "--top-k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(face.name) and out.count("%") == 2
+
+
+def test_a_bundle_with_a_flipped_byte_is_refused_by_load_bundle_and_the_command_line(tmp_path, model, image_file,
+                                                                                      capsys):
+    from test_checkpoint import flip_byte_in_tensor_data
+    path = predict.save_bundle(tmp_path / "bundle.pt", model, META)
+    flip_byte_in_tensor_data(path, 10 * 128 * 4)                       # classifier.1.weight, 10 x 128 float32
+    with pytest.raises(checkpoint.CheckpointError, match=r"bundle\.pt is damaged.*1 changed: model/classifier\.1\.weight"):
+        predict.load_bundle(path)
+    assert predict.main([str(path), str(image_file)]) == 2
+    out = capsys.readouterr()
+    assert "classifier.1.weight" in out.err and "Download it again" in out.err and out.out == ""
+
+
+def test_the_shipped_emotionnet_bundle_verifies_against_its_checksum():
+    from helpers import emotionnet
+    path = emotionnet.bundle_path()
+    assert set(torch.load(path, weights_only=True)["checksum"]["tensors"]) == {
+        f"model/{key}" for key in torch.load(path, weights_only=True)["model"]}, "every weight has a checksum"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                      # an unverified file would warn
+        model, meta = predict.load_bundle(path)
+    assert meta.model_name == "emotionnet" and meta.class_names == data.FER_CLASSES
