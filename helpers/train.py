@@ -1,5 +1,6 @@
-"""Training: one epoch, evaluation, and ``fit`` with mixed precision, LR schedule, early stopping,
-checkpoints written every epoch, and exact resume.
+"""Training: the course's one training loop, ``fit``, with mixed precision, LR schedule, early stopping,
+checkpoints written every epoch and exact resume; one epoch (``train_one_epoch``), ``evaluate`` (with
+test-time flips if asked); and ``fit_recipe``, which trains a ``recipes.Recipe`` with ``fit``.
 
 The model must return raw logits (never probabilities): the loss applies log-softmax itself.
 """
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from helpers import checkpoint, metrics
+from helpers import checkpoint, data, metrics, models, recipes, transforms
+from helpers.recipes import SCHEDULES
 
 MONITORS = ("val_loss", "val_acc")   # lower is better, higher is better
 CHECKPOINT_FORMAT = "course-checkpoint-1"
@@ -59,7 +61,8 @@ class FitConfig:
 
 @dataclass
 class EvalResult:
-    """What ``evaluate`` measured: mean loss and accuracy per example, plus every logit and label."""
+    """What ``evaluate`` measured: mean loss and accuracy per example, plus every logit and label
+    (with test-time flips: the mean log-probabilities of each image and its mirror image)."""
     loss: float
     acc: float
     logits: torch.Tensor
@@ -220,11 +223,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
 
 
 def evaluate(model: nn.Module, loader, device: torch.device, amp: Amp | None = None,
-             progress: bool = False) -> EvalResult:
+             progress: bool = False, tta: bool = False) -> EvalResult:
     """Return mean cross-entropy and accuracy of `model` on `loader`, weighted per example, with all logits.
 
     The loss is the sum of per-example losses divided by the number of examples: one mean, so a short
-    last batch counts exactly as much as its examples.
+    last batch counts exactly as much as its examples. With `tta` (test-time flips) the model also sees
+    each image mirrored left-right, and the scores are the mean of the two log-probabilities.
     """
     amp = amp or Amp(device, enabled=False)
     model.eval()
@@ -235,6 +239,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, amp: Amp | None = N
             with amp.autocast():
                 logits = model(images)
                 logits = logits_of(logits) if step == 0 else logits
+                if tta:
+                    logits = (logits.float().log_softmax(1) + model(images.flip(3)).float().log_softmax(1)) / 2
             total_loss += F.cross_entropy(logits.float(), labels, reduction="sum").item()
             all_logits.append(logits.float().cpu())
             all_labels.append(labels.cpu())
@@ -344,18 +350,35 @@ def _batch_size(loader) -> int | None:
     return None
 
 
-def check_same_settings(saved: dict, current: dict, path: str | Path) -> None:
-    """Raise CheckpointError naming each setting (learning rate, batch size, batches per epoch) in which
-    this run differs from the saved one; a setting either run could not tell is not compared."""
-    names = {"lr": "learning rate", "batch_size": "batch size", "batches_per_epoch": "batches per epoch"}
-    differ = [f"{names[key]} {saved[key]} in {Path(path).name}, {current[key]} now" for key in names
-              if saved.get(key) is not None and current.get(key) is not None and saved[key] != current[key]]
+# what a resumed run must share with the run it continues, and how a message names each: fit compares
+# run_settings, course-train its config.json, ddp_train its checkpoint's config (each the keys it has)
+RESUME_SETTINGS = {"data": "dataset", "classes": "classes", "model": "model", "epochs": "epochs",
+                   "batch_size": "batch size", "lr": "learning rate", "schedule": "schedule",
+                   "weight_decay": "weight decay", "label_smoothing": "label smoothing", "input_size": "input size",
+                   "val_fraction": "validation fraction", "seed": "seed", "train_images": "training images",
+                   "batches_per_epoch": "batches per epoch"}
+FRESH_RUN = ("Resuming continues the saved run exactly, learning-rate schedule included, so build the optimizer "
+             "and the loaders as that run did. To train with the new settings, start a fresh run "
+             "(resume_from=None, a new checkpoint_dir).")
+
+
+def check_same_settings(saved: dict, current: dict, path: str | Path, *, describe: Callable | None = None,
+                        advice: str = FRESH_RUN, error: type[Exception] = checkpoint.CheckpointError,
+                        none_is_unknown: bool = True) -> None:
+    """Raise `error` naming each of the RESUME_SETTINGS in which `current` differs from the `saved` run
+    that `path` holds. A setting that either dict lacks is not compared, nor (with `none_is_unknown`, as
+    in ``run_settings``, where None means the loader could not tell) one that either holds as None.
+
+    ``describe(key, saved_value, current_value)`` words one difference (default: "learning rate 0.004 in
+    last.pt, 0.001 now"); `advice` ends the message.
+    """
+    describe = describe or (lambda key, was, now: f"{RESUME_SETTINGS[key]} {was} in {Path(path).name}, {now} now")
+    known = [key for key in RESUME_SETTINGS if key in saved and key in current
+             and not (none_is_unknown and (saved[key] is None or current[key] is None))]
+    differ = [describe(key, saved[key], current[key]) for key in known if saved[key] != current[key]]
     if differ:
-        raise checkpoint.CheckpointError(
-            f"cannot resume from {path}: this run differs from the one that wrote it ({'; '.join(differ)}). "
-            f"Resuming continues the saved run exactly, learning-rate schedule included, so build the optimizer "
-            f"and the loaders as that run did. To train with the new settings, start a fresh run "
-            f"(resume_from=None, a new checkpoint_dir).")
+        raise error(f"cannot resume from {path}: this run differs from the one that wrote it ({'; '.join(differ)}). "
+                    f"{advice}")
 
 
 def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optimizer,
@@ -436,6 +459,125 @@ def _one_epoch(run: _Run, train_loader, val_loader, device: torch.device) -> Non
     metrics.synchronize(device)
     history.epoch_time_s.append(time.perf_counter() - start)
     run.update_best(val.loss if config.monitor == "val_loss" else val.acc)
+
+
+# ---------------------------------------------------------------- training a recipe
+
+def make_scheduler(name: str, optimizer: torch.optim.Optimizer, total_steps: int):
+    """Return the learning-rate schedule `name` over `total_steps` optimizer steps (None for a constant rate).
+
+    Every schedule here is stepped once per batch, so all four spread over the same steps:
+    'step' divides the rate by 5 after each third, 'cosine' follows half a cosine from the rate
+    down to 0, and 'onecycle' climbs from rate/25 to the rate over the first 30% and anneals to
+    almost 0.
+    """
+    lr = optimizer.param_groups[0]["lr"]
+    if name == "constant":
+        return None
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, total_steps // 3), gamma=0.2)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps)
+    raise ValueError(f"unknown schedule {name!r}; choose one of {SCHEDULES}")
+
+
+class RecipeTransform(nn.Module):
+    """Turn a uint8 batch (B x C x H x W) into the float input `recipe` trains on: augmented as the recipe
+    says (if `augment`), resized to ``recipe.input_size``, normalised with `mean`/`std` (when
+    ``recipe.normalize``) and in the recipe's memory layout. A 3-value mean feeds a gray image to all
+    three channels. Shifts and flips draw their random numbers on the CPU from `generator` (else torch's
+    global RNG), the faces' augmentation from torch's global RNG."""
+
+    def __init__(self, recipe: recipes.Recipe, mean: tuple[float, ...], std: tuple[float, ...], augment: bool = False,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.recipe, self.augment, self.generator = recipe, augment, generator
+        if not recipe.normalize:
+            mean, std = (0.0,) * len(mean), (1.0,) * len(std)
+        self.mean, self.std = tuple(mean), tuple(std)
+        faces = augment and recipe.augment == "faces"
+        self.finish = (transforms.FaceBatchTransform(recipe.input_size, mean, std, train=faces,
+                                                     erase=recipe.erase if faces else 0.0)
+                       if recipe.input_size is not None else None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        recipe = self.recipe
+        if self.augment and recipe.augment == "crop_flip" and (recipe.padding or recipe.flip):
+            images = transforms.random_crop_flip(images, recipe.padding, recipe.flip, generator=self.generator)
+        if self.finish is not None:
+            images = self.finish(images)
+        else:
+            images = transforms.to_float(images, self.mean, self.std)
+        return images.contiguous(memory_format=torch.channels_last) if recipe.channels_last else images
+
+
+def recipe_loader(dataset, recipe: recipes.Recipe, device: torch.device | str, mean: tuple[float, ...],
+                  std: tuple[float, ...], *, augment: bool = False, generator: torch.Generator | None = None,
+                  batch_size: int | None = None):
+    """Return a ``data.DeviceLoader`` over the uint8 TensorImages `dataset` that yields whole batches as
+    `recipe` trains on them (``RecipeTransform``). With `augment` (training): ``recipe.batch_size``
+    batches in a seeded shuffled order (`generator`, also for the augmentation on the CPU), last partial
+    batch dropped; else batches of `batch_size` (default 1024) in order."""
+    if augment:
+        generator = generator or torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        loader = data.batch_loader(dataset, recipe.batch_size, shuffle=True, generator=generator, drop_last=True)
+    else:
+        loader = data.batch_loader(dataset, batch_size or 1024)
+    return data.DeviceLoader(loader, device, RecipeTransform(recipe, mean, std, augment, generator))
+
+
+def fit_recipe(model: nn.Module, recipe: recipes.Recipe, train_set, val_set, device: torch.device | str,
+               mean: tuple[float, ...], std: tuple[float, ...], *, generator: torch.Generator | None = None,
+               **options) -> History:
+    """Train `model` on the uint8 TensorImages `train_set` as `recipe` says, with ``fit``; return the History.
+
+    AdamW at ``recipe.lr`` (fused if ``recipe.fused_adam``) with ``recipe.weight_decay``, the schedule
+    ``make_scheduler(recipe.schedule, ...)`` stepped every batch, cross-entropy with the recipe's label
+    smoothing, the precision ``Amp(device, recipe.amp)``, and whole batches from ``recipe_loader`` (the
+    training batches shuffled and augmented with `generator`, seeded from torch's seed if None). The
+    validation accuracy after each epoch chooses the best epoch (and early stopping, with
+    ``recipe.patience``). `options` are further ``FitConfig`` fields (checkpoint_dir, meta, progress,
+    on_epoch_end, resume_from, max_minutes).
+    """
+    device = torch.device(device)
+    train_loader = recipe_loader(train_set, recipe, device, mean, std, augment=True, generator=generator)
+    val_loader = recipe_loader(val_set, recipe, device, mean, std)
+    model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                                  fused=recipe.fused_adam or None)
+    scheduler = make_scheduler(recipe.schedule, optimizer, recipe.epochs * len(train_loader))
+    smoothing = recipe.label_smoothing
+    config = FitConfig(num_epochs=recipe.epochs, amp=recipe.amp, patience=recipe.patience, monitor="val_acc",
+                       scheduler_step="batch",
+                       loss_fn=lambda logits, labels: F.cross_entropy(logits, labels, label_smoothing=smoothing),
+                       **options)
+    return fit(model, train_loader, val_loader, optimizer, device, config, scheduler)
+
+
+def train_on_faces(model: nn.Module, train_part, val_part, device, num_epochs: int, mean: tuple[float, ...],
+                   std: tuple[float, ...], recipe: recipes.Recipe = recipes.FER_COURSE, checkpoint_dir=None, meta=None,
+                   progress: bool = True) -> History:
+    """``fit_recipe`` with `recipe` (lesson 04's by default) cut to `num_epochs`: the call solutions 04 make."""
+    return fit_recipe(model, dataclasses.replace(recipe, epochs=num_epochs), train_part, val_part, device, mean, std,
+                      checkpoint_dir=checkpoint_dir, meta=meta, progress=progress)
+
+
+def precision_speedup(recipe: recipes.Recipe, train_set, mean: tuple[float, ...], std: tuple[float, ...],
+                      device: torch.device | str = "cpu", batch_size: int | None = None) -> float:
+    """Return how many times faster a training step of `recipe`'s model runs on `device` with mixed
+    precision (``Amp(device, True)``) than in float32 (``autocast_speedup``, on a fresh model and the first
+    `batch_size` training images, prepared as training prepares them); 0.0 where it cannot run.
+    ``recipes.with_measured_precision`` turns the figure into the recipe's precision."""
+    model = models.build_model(recipe.model, len(train_set.classes)).to(device)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    images, labels = train_set[list(range(batch_size or recipe.batch_size))]
+    prepare = RecipeTransform(recipe, mean, std, augment=True, generator=torch.Generator().manual_seed(0))
+    return autocast_speedup(model, prepare(images.to(device)), labels)
 
 
 class TimeLimited:

@@ -11,10 +11,17 @@ of the last validation; reading the CSV is common to both and not counted, and s
 scoring. The source's recipe gets the same preloaded tensors as ours (it would be slower still with
 its per-row PIL pipeline) and trains in float32, as the source does.
 
-The course's recipe (``helpers.recipes.FASHION_COURSE``, the object lesson 03 reads its settings from): models.FashionCNN, Adam (fused) with a one-cycle schedule, flips, label smoothing,
-channels_last, bfloat16 autocast where a training step measures more than 1.2x faster with it
-(``recipes.precision_speedup`` and ``recipes.with_measured_precision``, the rule lesson 03 follows; 1.41x in the run quoted, on the course's CPU, which
-has AVX512-BF16), and test-time flips. Its test accuracy is printed with and without the flips.
+Both recipes train with the course's one training loop, ``train.fit`` (through ``train.fit_recipe``):
+whole batches from the in-memory tensors, AdamW (weight decay 0, so the steps of Adam) with the
+recipe's schedule stepped every batch, cross-entropy with the recipe's label smoothing, in the
+precision ``train.Amp(device, recipe.amp)`` gives; the test set is scored with ``train.evaluate``.
+
+The course's recipe (``helpers.recipes.FASHION_COURSE``, the object lesson 03 reads its settings from):
+models.FashionCNN, fused AdamW with a one-cycle schedule, flips, label smoothing, channels_last,
+bfloat16 autocast where a training step measures more than 1.2x faster with it
+(``train.precision_speedup`` and ``recipes.with_measured_precision``, the rule lesson 03 follows; 1.41x
+in the run quoted, on the course's CPU, which has AVX512-BF16), and test-time flips. Its test accuracy
+is printed with and without the flips.
 
 ``figures/03_benchmark.json`` holds the run quoted in the notebook (``--seeds 0 1 2 --json ...``).
 
@@ -26,30 +33,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from helpers import data, env, fashion_csv, files, finder, metrics, recipes
+from helpers import data, env, fashion_csv, files, finder, metrics, models, recipes, train
 from helpers.recipes import FASHION_COURSE, FASHION_SOURCE, SPLIT_SEED, VAL_FRACTION, Recipe
 
 BATCH = 256           # loading benchmark batch size
 
 
-def bf16_speedup(recipe: Recipe, train_set, device: torch.device) -> float:
+MEAN, STD = data.FASHION_MEAN, data.FASHION_STD
+
+
+def amp_speedup(recipe: Recipe, train_set, device: torch.device) -> float:
     """Return how much faster `recipe`'s training step runs here in the mixed precision it would train with
-    (bfloat16 autocast on a CPU), as lesson 03 decides (``recipes.precision_speedup``)."""
-    return recipes.precision_speedup(recipe, train_set, device)
+    (bfloat16 autocast on a CPU), as lesson 03 decides (``train.precision_speedup``)."""
+    return train.precision_speedup(recipe, train_set, MEAN, STD, device)
 
 
-def train(recipe: Recipe, train_set, val_set, test_set, seed: int) -> dict:
-    """Train `recipe` from scratch (``recipes.train_fashion``, lesson 03's loop); return its figures for the report."""
-    run = recipes.train_fashion(recipe, train_set, val_set, test_set, seed, log=lambda line: print(line, flush=True),
-                                device="cpu")
-    return {"recipe": asdict(recipe), **{key: run[key] for key in ("seed", "wall_s", "cpu_s", "train_images_per_s",
-                                                                 "val_acc", "test_acc", "test_acc_no_tta", "parameters")}}
+def train_recipe(recipe: Recipe, train_set, val_set, test_set, seed: int, device: torch.device) -> dict:
+    """Train `recipe` from scratch with ``train.fit_recipe``; return its figures for the report.
+
+    The time is that of the whole run, training and the validation after every epoch; the model of
+    the last epoch is then scored on `test_set` with and without test-time flips (if the recipe uses them)."""
+    generator = env.seed_everything(seed)
+    model = models.build_model(recipe.model, len(data.FASHION_CLASSES))
+    print(f"{recipe.name}, seed {seed}:", flush=True)
+    metrics.synchronize(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    history = train.fit_recipe(model, recipe, train_set, val_set, device, MEAN, STD, generator=generator,
+                               progress=False)
+    metrics.synchronize(device)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    test_loader = train.recipe_loader(test_set, recipe, device, MEAN, STD)
+    amp = train.Amp(device, recipe.amp)
+    test_acc = train.evaluate(model, test_loader, device, amp, tta=recipe.tta).acc
+    test_acc_no_tta = train.evaluate(model, test_loader, device, amp).acc if recipe.tta else test_acc
+    images = recipe.epochs * (len(train_set) // recipe.batch_size) * recipe.batch_size
+    return {"recipe": asdict(recipe), "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "s_per_epoch": round(wall / len(history.val_acc), 2), "train_images_per_s": round(images / wall),
+            "val_acc": round(history.val_acc[-1], 4), "test_acc": round(test_acc, 4),
+            "test_acc_no_tta": round(test_acc_no_tta, 4), "parameters": models.count_parameters(model)}
 
 
 def bench_loading(test_csv: Path) -> dict:
@@ -74,6 +102,7 @@ def main() -> None:
     parser.add_argument("--data", help="folder with the Kaggle CSVs (default: COURSE_DATA or the download)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for the course's recipe")
     parser.add_argument("--source-seeds", type=int, nargs="+", default=[0], help="seeds for the source's recipe")
+    parser.add_argument("--epochs", type=int, help="train each recipe this many epochs (default: the recipe's own)")
     parser.add_argument("--fp32", action="store_true", help="train the course's recipe in float32 even where bf16 is faster")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -91,19 +120,23 @@ def main() -> None:
                                                 (1 - VAL_FRACTION, VAL_FRACTION))
         train_set, val_set = full.subset(train_idx), full.subset(val_idx)
         test_set = fashion_csv.load_fashion_csv(found.test)
-        speedup = bf16_speedup(FASHION_COURSE, train_set, device)
+        speedup = amp_speedup(FASHION_COURSE, train_set, device)
         report["bf16_speedup"] = round(speedup, 2)
-        course = recipes.with_measured_precision(FASHION_COURSE, speedup)   # bf16 only above BF16_MIN_SPEEDUP
+        course = recipes.with_measured_precision(FASHION_COURSE, speedup)   # bf16 only above AMP_MIN_SPEEDUP
         if args.fp32:
-            course = replace(course, bf16=False)
+            course = replace(course, amp=False)
+        source = FASHION_SOURCE
+        if args.epochs:
+            source, course = replace(source, epochs=args.epochs), replace(course, epochs=args.epochs)
         print(f"bf16 autocast: {speedup:.2f}x the float32 speed of a training step here; the course's recipe "
-              f"trains in {'bfloat16' if course.bf16 else 'float32'}", flush=True)
-        runs = [train(FASHION_SOURCE, train_set, val_set, test_set, s) for s in args.source_seeds]
-        runs += [train(course, train_set, val_set, test_set, s) for s in args.seeds]
+              f"trains in {'bfloat16' if course.amp else 'float32'}", flush=True)
+        runs = [train_recipe(source, train_set, val_set, test_set, s, device) for s in args.source_seeds]
+        runs += [train_recipe(course, train_set, val_set, test_set, s, device) for s in args.seeds]
         report["training"] = runs
-        print("\nrecipe  seed  epochs  wall s  CPU s  train img/s  val acc  test acc  (no test flips)")
+        print("\nrecipe  seed  epochs  wall s  s/epoch  CPU s  train img/s  val acc  test acc  (no test flips)")
         for run in runs:
             print(f"{run['recipe']['name']:<8}{run['seed']:>4}{run['recipe']['epochs']:>8}{run['wall_s']:>8.0f}"
+                  f"{run['s_per_epoch']:>9.1f}"
                   f"{run['cpu_s']:>7.0f}{run['train_images_per_s']:>13,}{run['val_acc']:>9.2%}{run['test_acc']:>10.2%}"
                   f"{run['test_acc_no_tta']:>11.2%}")
         mean = {name: {key: sum(r[key] for r in runs if r["recipe"]["name"] == name) /

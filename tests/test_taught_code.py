@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from helpers import data, env, features, imbalance, train_cli
+from helpers import data, env, features, imbalance, train
 
 NOTEBOOKS = env.project_dir() / "notebooks"
 
@@ -26,7 +26,7 @@ TAUGHT = [
     ("06_weighted_sampler_efficientnet", imbalance, "class_prior"),
     ("06_weighted_sampler_efficientnet", imbalance, "logit_adjust"),
     ("06_weighted_sampler_efficientnet", features, "split_layers"),
-    ("07_script_tensorboard_lr_schedules", train_cli, "make_scheduler"),
+    ("07_script_tensorboard_lr_schedules", train, "make_scheduler"),
 ]
 
 
