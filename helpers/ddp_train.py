@@ -124,7 +124,10 @@ def main_process_first(d: Dist):
 def load_data(data_dir: Path | None, train_images: int | None):
     """Return lesson 03's training and validation parts (seeded, stratified), the test set and the data's source."""
     smoke = env.smoke_mode()
-    found = datasets.load_dataset(DATASET, data_dir, smoke)
+    try:
+        found = datasets.load_dataset(DATASET, data_dir, smoke)
+    except datasets.DatasetError as err:           # a --data folder without the files
+        raise SetupError(str(err)) from None
     full, test = found.train, found.test
     split = torch.Generator().manual_seed(recipes.SPLIT_SEED)
     train_idx, val_idx = data.split_indices(full.targets, split, (1 - recipes.VAL_FRACTION, recipes.VAL_FRACTION))
@@ -416,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args, d)
         return 0
-    except (SetupError, checkpoint.CheckpointError, finder.DataNotFoundError, datasets.DatasetError) as err:
+    except (SetupError, checkpoint.CheckpointError, finder.DataNotFoundError) as err:
         if d.is_main:                              # every process meets the same error; one message is enough
             print(f"helpers.ddp_train: error: {err}", file=sys.stderr)
         return 2
