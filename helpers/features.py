@@ -9,6 +9,7 @@ computes them again, so a stale file is never used.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -53,14 +54,17 @@ def cached(path: str | Path, key: dict, compute: Callable[[], dict[str, torch.Te
     """Return the tensors stored at `path` if they were made with the same `key`, else ``compute()`` them and store them.
 
     `key` holds plain values (str, int, float, lists of them) that identify the inputs. The file is
-    written atomically (a crash never leaves half a file) and read with ``weights_only=True``.
+    written atomically (a crash never leaves half a file) with its tensors' checksums, and read with
+    ``weights_only=True``; a file that is damaged, unreadable or has no checksum to verify is computed again.
     """
     path = Path(path)
     if path.is_file():
-        try:
-            stored = checkpoint.load_checkpoint(path)
-        except checkpoint.CheckpointError:
-            stored = None                                 # unreadable: compute again and overwrite it
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", checkpoint.UnverifiedCheckpointWarning)
+            try:
+                stored = checkpoint.load_checkpoint(path)
+            except (checkpoint.CheckpointError, checkpoint.UnverifiedCheckpointWarning):
+                stored = None                             # compute again and overwrite it
         if stored and stored.get("format") == CACHE_FORMAT and stored.get("key") == key:
             return stored["tensors"]
     tensors = compute()

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import efficientnet, emotionnet, features
+from helpers import checkpoint, efficientnet, emotionnet, features
 
 
 def test_extract_runs_in_eval_mode_in_batches_and_restores_the_mode():
@@ -45,6 +45,15 @@ def test_cached_recomputes_a_damaged_file_and_refuses_a_bad_compute(tmp_path):
     with pytest.raises(TypeError, match="dict of tensors"):
         features.cached(tmp_path / "other.pt", {"k": 1}, lambda: [torch.ones(2)])
     assert not (tmp_path / "other.pt").exists()
+
+
+def test_cached_recomputes_a_file_without_checksums_silently(tmp_path, recwarn):
+    path = tmp_path / "cache.pt"
+    torch.save({"format": features.CACHE_FORMAT, "key": {"k": 1}, "tensors": {"x": torch.zeros(2)}}, path)
+    out = features.cached(path, {"k": 1}, lambda: {"x": torch.ones(2)})
+    assert torch.equal(out["x"], torch.ones(2)), "an unverifiable cache must be computed again, not trusted"
+    assert not [w for w in recwarn if issubclass(w.category, checkpoint.UnverifiedCheckpointWarning)]
+    assert torch.equal(features.cached(path, {"k": 1}, lambda: 1 / 0)["x"], torch.ones(2)), "and saved with checksums"
 
 
 @pytest.mark.parametrize("build", [lambda: emotionnet.EmotionNet(1, 7, area=1),
