@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 
 from helpers import checkpoint, data, datasets, env, files, finder, models, recipes, transforms
-from helpers.train_cli import existing_dir, positive_float, positive_int
+from helpers.arguments import existing_dir, positive_float, positive_int
 
 RECIPE = recipes.FASHION_COURSE          # lesson 03's settings: FashionCNN, Adam + one-cycle 4e-3, batch 256, flips
 DATASET = "fashion-idx"                  # its entry in the dataset registry (helpers.datasets)

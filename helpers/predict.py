@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from helpers import checkpoint, data, transforms
+from helpers.arguments import positive_int
 
 BUNDLE_FORMAT = "course-inference-bundle-1"
 
@@ -77,16 +78,6 @@ def predict_file(model: nn.Module, meta: checkpoint.ModelMeta, image_path: str |
     return [(meta.class_names[i], p) for p, i in zip(values.tolist(), indices.tolist())]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is too small: show at least 1 class")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: print the top-k classes of each image file; return the exit status."""
     parser = argparse.ArgumentParser(prog="course-predict",
@@ -94,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "or 06). Also runs as python -m helpers.predict.")
     parser.add_argument("model", type=Path, help="an inference bundle or training checkpoint (.pt)")
     parser.add_argument("images", type=Path, nargs="+", help="image files to classify")
-    parser.add_argument("--top-k", type=_positive_int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument("--top-k", type=positive_int, default=3, help="how many classes to show per image (default 3)")
     args = parser.parse_args(argv)
     try:
         model, meta = load_bundle(args.model)
