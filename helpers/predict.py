@@ -41,19 +41,10 @@ def make_bundle(model: nn.Module, meta: checkpoint.ModelMeta, half: bool = False
 def save_bundle(path: str | Path, model: nn.Module, meta: checkpoint.ModelMeta, half: bool = False) -> Path:
     """Write the inference bundle of `model` to `path` atomically and return the path (see make_bundle).
 
-    The file holds the SHA-256 checksum of every weight tensor, which ``load_bundle`` and
-    ``checkpoint.load_model`` check.
+    The file holds the SHA-256 checksum of every weight tensor, which ``checkpoint.load_model`` checks
+    when it loads the bundle.
     """
     return checkpoint.save_checkpoint(path, make_bundle(model, meta, half))
-
-
-def load_bundle(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, checkpoint.ModelMeta]:
-    """Return (model in eval mode on `device`, its ModelMeta) from a bundle or a training checkpoint, loaded safely.
-
-    The same as ``checkpoint.load_model(path, device)``: a file whose tensors do not match their checksum
-    raises CheckpointError.
-    """
-    return checkpoint.load_model(path, device)
 
 
 def preprocess(image_path: str | Path, meta: checkpoint.ModelMeta) -> torch.Tensor:
@@ -88,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-k", type=positive_int, default=3, help="how many classes to show per image (default 3)")
     args = parser.parse_args(argv)
     try:
-        model, meta = load_bundle(args.model)
+        model, meta = checkpoint.load_model(args.model)
     except checkpoint.CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

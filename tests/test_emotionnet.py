@@ -4,7 +4,7 @@ import hashlib
 import pytest
 import torch
 
-from helpers import checkpoint, data, emotionnet, env, models, predict, results
+from helpers import checkpoint, data, emotionnet, env, models, results
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_the_shipped_bundle_matches_its_recorded_checksum_and_loads():
     path = emotionnet.bundle_path()
     assert entry["bundle"] == emotionnet.BUNDLE and path.is_file(), f"{emotionnet.BUNDLE} is missing"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["bundle_sha256"], "the bundle is not the recorded one"
-    model, meta = predict.load_bundle(path)
+    model, meta = checkpoint.load_model(path)
     assert meta.class_names == data.FER_CLASSES and meta.input_size == entry["input_size"]
     with torch.no_grad():
         assert model.eval()(torch.zeros(2, 1, meta.input_size, meta.input_size)).shape == (2, 7)

@@ -30,7 +30,7 @@ def image_file(tmp_path):
 
 def test_bundle_round_trip_gives_identical_logits_on_cpu(tmp_path, model, image_file):
     path = predict.save_bundle(tmp_path / "bundle.pt", model, META)
-    loaded, meta = predict.load_bundle(path, "cpu")
+    loaded, meta = checkpoint.load_model(path, "cpu")
     x = predict.preprocess(image_file, meta)
     assert x.shape == (1, 1, 28, 28)
     with torch.inference_mode():
@@ -97,7 +97,7 @@ def test_whole_model_pickle_is_refused_not_executed(tmp_path, model):
     path = tmp_path / "whole.pt"
     torch.save(model, path)
     with pytest.raises(checkpoint.CheckpointError, match="weights_only"):
-        predict.load_bundle(path)
+        checkpoint.load_model(path)
 
 
 def test_interrupted_save_leaves_the_old_bundle_intact(tmp_path, model, monkeypatch):
@@ -137,7 +137,7 @@ def test_a_face_model_bundle_predicts_a_real_face_from_the_command_line(tmp_path
     meta = checkpoint.ModelMeta(name, model_args, data.FER_CLASSES, size, mean, std, background=128)
     path = predict.save_bundle(tmp_path / f"{name}.pt", model, meta)
     face = next((finder.SAMPLES_DIR / "fer2013" / "test" / "happy").glob("*.jpg"))
-    loaded, loaded_meta = predict.load_bundle(path)
+    loaded, loaded_meta = checkpoint.load_model(path)
     ranked = predict.predict_file(loaded, loaded_meta, face, top_k=7)
     assert sorted(name for name, _ in ranked) == sorted(data.FER_CLASSES)
     assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=1e-4)
@@ -150,7 +150,7 @@ def test_half_bundle_is_half_the_size_and_predicts_alike(model, tmp_path):
     full = predict.save_bundle(tmp_path / "full.pt", model, META)
     half = predict.save_bundle(tmp_path / "half.pt", model, META, half=True)
     assert half.stat().st_size < 0.6 * full.stat().st_size
-    loaded, meta = predict.load_bundle(half)
+    loaded, meta = checkpoint.load_model(half)
     assert meta == META and all(p.dtype == torch.float32 for p in loaded.parameters()), "weights come back as float32"
     images = torch.randn(16, 1, 28, 28)
     with torch.no_grad():
@@ -172,7 +172,7 @@ def test_a_logit_adjusted_lesson_06_bundle_works_with_course_predict(tmp_path, c
         expected = imbalance.logit_adjust(model(x), prior).softmax(1)[0]
         features.split_layers(model)[2][-1].bias -= prior.log()
     path = predict.save_bundle(tmp_path / "emotionnet_logit_adjusted.pt", model, meta, half=True)
-    loaded, loaded_meta = predict.load_bundle(path)
+    loaded, loaded_meta = checkpoint.load_model(path)
     ranked = predict.predict_file(loaded, loaded_meta, face, top_k=7)
     assert [data.FER_CLASSES.index(name) for name, _ in ranked][0] == int(expected.argmax())
     assert dict(ranked)[data.FER_CLASSES[int(expected.argmax())]] == pytest.approx(float(expected.max()), abs=2e-2)
@@ -181,13 +181,13 @@ def test_a_logit_adjusted_lesson_06_bundle_works_with_course_predict(tmp_path, c
     assert out.startswith(face.name) and out.count("%") == 2
 
 
-def test_a_bundle_with_a_flipped_byte_is_refused_by_load_bundle_and_the_command_line(tmp_path, model, image_file,
+def test_a_bundle_with_a_flipped_byte_is_refused_by_load_model_and_the_command_line(tmp_path, model, image_file,
                                                                                       capsys):
     from test_checkpoint import flip_byte_in_tensor_data
     path = predict.save_bundle(tmp_path / "bundle.pt", model, META)
     flip_byte_in_tensor_data(path, 10 * 128 * 4)                       # classifier.1.weight, 10 x 128 float32
     with pytest.raises(checkpoint.CheckpointError, match=r"bundle\.pt is damaged.*1 changed: model/classifier\.1\.weight"):
-        predict.load_bundle(path)
+        checkpoint.load_model(path)
     assert predict.main([str(path), str(image_file)]) == 2
     out = capsys.readouterr()
     assert "classifier.1.weight" in out.err and "Download it again" in out.err and out.out == ""
@@ -200,5 +200,5 @@ def test_the_shipped_emotionnet_bundle_verifies_against_its_checksum():
         f"model/{key}" for key in torch.load(path, weights_only=True)["model"]}, "every weight has a checksum"
     with warnings.catch_warnings():
         warnings.simplefilter("error")                      # an unverified file would warn
-        model, meta = predict.load_bundle(path)
+        model, meta = checkpoint.load_model(path)
     assert meta.model_name == "emotionnet" and meta.class_names == data.FER_CLASSES
