@@ -1,6 +1,7 @@
 """torchvision's EfficientNet-B0 for the 7 FER classes: ImageNet weights when they can be had (and a
 fast, plain fallback to random initialisation when they cannot), the new classifier head, freezing.
-``models.build_model("efficientnet_b0", 7)`` builds it with random weights (as a checkpoint reloads it);
+``efficientnet_b0_classifier`` builds it (with the ImageNet weights from ``fetch_imagenet_weights`` when
+given them); ``models.build_model("efficientnet_b0", 7)`` calls it for random weights (as a checkpoint reloads it);
 this module does not import ``helpers.models``, whose registry imports it only when asked for this network.
 
 The weights API: ``efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1)``, or ``weights=None``
@@ -20,8 +21,6 @@ from torchvision.models import EfficientNet_B0_Weights, efficientnet_b0
 
 from helpers import env, finder
 
-IMAGENET_WEIGHTS = "IMAGENET1K_V1"          # what `weights_used` says when the ImageNet weights were loaded
-RANDOM_INIT = "random init"                 # ... and when they were not
 WEIGHTS = EfficientNet_B0_Weights.IMAGENET1K_V1
 WEIGHTS_HOST = urlparse(WEIGHTS.url).hostname   # download.pytorch.org
 DOWNLOAD_TIMEOUT_S = 30.0                   # a stalled download raises instead of waiting forever
@@ -79,24 +78,16 @@ def replace_head(model: nn.Module, num_classes: int, dropout: float = HEAD_DROPO
 
 def efficientnet_b0_classifier(num_classes: int, dropout: float = HEAD_DROPOUT,
                                imagenet_state: dict | None = None) -> nn.Module:
-    """Return EfficientNet-B0 with a Dropout -> Linear(`num_classes`) head: random weights, or the
-    ImageNet ones given as `imagenet_state` (a state_dict from ``fetch_imagenet_weights``)."""
+    """Return EfficientNet-B0 with a Dropout -> Linear(`num_classes`) head.
+
+    The body has random weights, or the ImageNet ones when `imagenet_state` is given: the state_dict
+    that ``fetch_imagenet_weights`` returns (None when they cannot be had, which means random weights
+    here too). The registry's ``models.build_model("efficientnet_b0", ...)`` calls this without it.
+    """
     model = efficientnet_b0(weights=None)
     if imagenet_state is not None:
         model.load_state_dict(imagenet_state)
     return replace_head(model, num_classes, dropout)
-
-
-def build_efficientnet_b0(num_classes: int, imagenet: bool,
-                          dropout: float = HEAD_DROPOUT) -> tuple[nn.Module, str]:
-    """Return (EfficientNet-B0 with a `num_classes` head, weights_used).
-
-    `weights_used` is ``IMAGENET_WEIGHTS`` when the ImageNet weights were loaded, else ``RANDOM_INIT``
-    (also when `imagenet` is True but they cannot be obtained: see ``fetch_imagenet_weights``).
-    """
-    state = fetch_imagenet_weights()[0] if imagenet else None
-    model = efficientnet_b0_classifier(num_classes, dropout, state)
-    return model, IMAGENET_WEIGHTS if state is not None else RANDOM_INIT
 
 
 def freeze_features(model: nn.Module, num_blocks: int) -> int:

@@ -8,8 +8,8 @@ needs no case per model; adding a model is one entry.
 
 Registered names: ``source_cnn`` and ``fashion_cnn`` (lesson 03, defined here),
 ``emotionnet`` (lesson 04, ``helpers.emotionnet``) and ``efficientnet_b0`` (lesson 06,
-``helpers.efficientnet``, randomly initialised; ``efficientnet.build_efficientnet_b0`` loads
-ImageNet weights). A checkpoint stores the name and the constructor arguments, so
+``helpers.efficientnet``, randomly initialised; ``efficientnet.efficientnet_b0_classifier`` with
+``imagenet_state=efficientnet.fetch_imagenet_weights()[0]`` loads ImageNet weights). A checkpoint stores the name and the constructor arguments, so
 ``checkpoint.load_model`` can rebuild whichever network wrote it.
 
 - ``SourceCNN``: the network of lesson 03's source (two 5x5 convolutions, dropout, a 512-unit

@@ -64,7 +64,7 @@ def main() -> None:
     for size in args.sizes:
         for frozen in args.freeze:
             for layout in layouts:
-                model, _ = efficientnet.build_efficientnet_b0(NUM_CLASSES, imagenet=False)
+                model = efficientnet.efficientnet_b0_classifier(NUM_CLASSES)
                 efficientnet.freeze_features(model, frozen)
                 model = model.to(device, memory_format=layout)
                 train_rates = [train_images_per_s(model, size, args.batch_size, args.steps, device)

@@ -16,7 +16,7 @@ def empty_hub(tmp_path, monkeypatch):
 
 
 def test_head_is_dropout_then_linear_with_seven_outputs():
-    model, _ = efficientnet.build_efficientnet_b0(7, imagenet=False)
+    model = efficientnet.efficientnet_b0_classifier(7)
     head = model.classifier
     assert [type(m) for m in head] == [nn.Dropout, nn.Linear], head
     assert head[1].in_features == 1280 and head[1].out_features == 7
@@ -29,7 +29,7 @@ def test_head_is_dropout_then_linear_with_seven_outputs():
 def test_replace_head_rejects_models_without_a_linear_classifier():
     with pytest.raises(TypeError, match="classifier"):
         efficientnet.replace_head(nn.Sequential(nn.Linear(3, 3)), 7)
-    model, _ = efficientnet.build_efficientnet_b0(7, imagenet=False)
+    model = efficientnet.efficientnet_b0_classifier(7)
     with pytest.raises(ValueError, match="num_classes=1"):
         efficientnet.replace_head(model, 1)
 
@@ -37,9 +37,8 @@ def test_replace_head_rejects_models_without_a_linear_classifier():
 def test_offline_fallback_is_random_init_and_fast(empty_hub):
     start = time.perf_counter()                       # conftest sets COURSE_OFFLINE=1
     state, why = efficientnet.fetch_imagenet_weights()
-    model, weights_used = efficientnet.build_efficientnet_b0(7, imagenet=True)
+    model = efficientnet.efficientnet_b0_classifier(7, imagenet_state=state)
     assert state is None and "COURSE_OFFLINE" in why
-    assert weights_used == efficientnet.RANDOM_INIT
     assert model.classifier[1].out_features == 7
     assert time.perf_counter() - start < 10
 
@@ -63,22 +62,22 @@ def test_a_failing_download_is_caught(empty_hub, monkeypatch):
         raise urllib.error.URLError("connection reset")
     monkeypatch.setattr(type(efficientnet.WEIGHTS), "get_state_dict", broken)
     state, why = efficientnet.fetch_imagenet_weights()
-    _, weights_used = efficientnet.build_efficientnet_b0(7, imagenet=True)
-    assert state is None and "URLError" in why and weights_used == efficientnet.RANDOM_INIT
+    assert state is None and "URLError" in why
 
 
 def test_weights_already_in_the_hub_cache_load_offline(empty_hub):
-    original, _ = efficientnet.build_efficientnet_b0(1000, imagenet=False)
+    original = efficientnet.efficientnet_b0_classifier(1000)
     path = efficientnet.cached_weights_file()
     path.parent.mkdir(parents=True)
     torch.save(original.state_dict(), path)
-    model, weights_used = efficientnet.build_efficientnet_b0(7, imagenet=True)
-    assert weights_used == efficientnet.IMAGENET_WEIGHTS
+    state, why = efficientnet.fetch_imagenet_weights()
+    assert state is not None and why == ""
+    model = efficientnet.efficientnet_b0_classifier(7, imagenet_state=state)
     assert torch.equal(model.features[0][0].weight, original.features[0][0].weight)
 
 
 def test_freeze_features_stops_gradients_in_the_first_blocks():
-    model, _ = efficientnet.build_efficientnet_b0(7, imagenet=False)
+    model = efficientnet.efficientnet_b0_classifier(7)
     total = sum(p.numel() for p in model.parameters())
     assert efficientnet.freeze_features(model, 0) == total
     trainable = efficientnet.freeze_features(model, 3)
@@ -91,7 +90,7 @@ def test_freeze_features_stops_gradients_in_the_first_blocks():
 
 def test_the_registry_builds_the_same_architecture_a_checkpoint_was_saved_from():
     torch.manual_seed(0)
-    trained, _ = efficientnet.build_efficientnet_b0(7, imagenet=False)
+    trained = efficientnet.efficientnet_b0_classifier(7)
     rebuilt = models.build_model("efficientnet_b0", 7)
     rebuilt.load_state_dict(trained.state_dict(), strict=True)
     assert [type(m) for m in rebuilt.classifier] == [nn.Dropout, nn.Linear]
