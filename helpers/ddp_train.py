@@ -43,6 +43,7 @@ RECIPE = recipes.FASHION_COURSE          # lesson 03's settings: FashionCNN, Ada
 DATASET = "fashion-idx"                  # its entry in the dataset registry (helpers.datasets)
 LAUNCH = "torchrun --standalone --nproc-per-node=N -m helpers.ddp_train"
 SMOKE_TRAIN_IMAGES, SMOKE_EVAL_IMAGES = 1600, 500     # per split in smoke mode (COURSE_SMOKE=1)
+CHECKPOINT_FORMAT = "course-ddp-checkpoint-1"         # the "format" tag of checkpoints/epoch_N.pt (fit's have their own)
 
 
 class SetupError(ValueError):
@@ -263,9 +264,9 @@ def save_state(path: Path, t: Training, epoch: int, config: dict) -> None:
     meta = checkpoint.ModelMeta(model_name=RECIPE.model, model_args={"num_classes": len(data.FASHION_CLASSES)},
                                 class_names=data.FASHION_CLASSES, input_size=28, mean=data.FASHION_MEAN,
                                 std=data.FASHION_STD)
-    checkpoint.save_checkpoint(path, {"model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
-                                      "scheduler": t.scheduler.state_dict(), "epoch": epoch, "config": config,
-                                      "meta": meta.to_dict()})
+    checkpoint.save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "model": t.model.state_dict(),
+                                      "optimizer": t.optimizer.state_dict(), "scheduler": t.scheduler.state_dict(),
+                                      "epoch": epoch, "config": config, "meta": meta.to_dict()})
 
 
 def resume(path: str, t: Training, config: dict, device: torch.device) -> int:
@@ -273,6 +274,10 @@ def resume(path: str, t: Training, config: dict, device: torch.device) -> int:
     from helpers import train                      # its settings check: what a resumed run must share (train.RESUME_SETTINGS)
 
     state = checkpoint.load_checkpoint(path, map_location=device)
+    if state.get("format") != CHECKPOINT_FORMAT:   # e.g. a bundle (model.pt) or fit's last.pt
+        raise checkpoint.CheckpointError(f"{path} is not a checkpoint written by ddp_train (its format is "
+                                         f"{state.get('format')!r}, not {CHECKPOINT_FORMAT!r}); --resume needs "
+                                         f"one of its checkpoints/epoch_N.pt.")
     current = {key: value for key, value in config.items() if key != "data"}   # --data is a folder, which may move
     train.check_same_settings(state.get("config", {}), current, path,
                               describe=lambda key, was, now: f"{key}: saved {was}, now {now}", error=SetupError,

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ddp_train, env
+from helpers import checkpoint, ddp_train, env, models, predict, train
 
 ROOT = env.project_dir()
 TOLERANCE = 1e-6          # float32 weights of order 0.1-1; identical arithmetic gives identical bits (difference 0)
@@ -95,6 +95,21 @@ def test_resuming_with_other_settings_is_refused(ddp_run, tmp_path, capsys, one_
     changed = [*SETTINGS, "--lr", "0.001", "--out", str(tmp_path), "--resume", str(run / "checkpoints/epoch_1.pt")]
     assert ddp_train.main(changed) == 2
     assert "lr: saved 0.004, now 0.001" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_file_that_is_not_a_ddp_checkpoint(ddp_run, tmp_path, capsys, one_thread):
+    run, _ = ddp_run
+    state = checkpoint.load_checkpoint(run / "checkpoints/epoch_1.pt")
+    assert state["format"] == ddp_train.CHECKPOINT_FORMAT
+    fit_tagged = checkpoint.save_checkpoint(tmp_path / "last.pt", {**state, "format": train.CHECKPOINT_FORMAT})
+    bundle = predict.save_bundle(tmp_path / "model.pt", models.build_model(ddp_train.RECIPE.model, num_classes=10),
+                                 checkpoint.ModelMeta.from_dict(state["meta"]))
+    for path, kind in ((fit_tagged, train.CHECKPOINT_FORMAT), (bundle, predict.BUNDLE_FORMAT)):
+        assert ddp_train.main([*SETTINGS, "--out", str(tmp_path / "out"), "--resume", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{path} is not a checkpoint written by ddp_train (its format is {kind!r}" in err, err
+        assert "checkpoints/epoch_N.pt" in err
+    assert not (tmp_path / "out" / "checkpoints").exists(), "a refused resume must not train"
 
 
 def test_a_process_without_data_is_caught_with_a_clear_message(tmp_path, capsys, one_thread):
