@@ -143,13 +143,25 @@ class BoardLogger:
     """Write a run's figures to TensorBoard: scalars every epoch, images of a batch and of the mistakes,
     and the hyper-parameters with their final metrics."""
 
-    def __init__(self, log_dir: Path, first_epoch: int):
-        from torch.utils.tensorboard import SummaryWriter
-        # purge_step: a resumed run drops whatever the interrupted one logged after its last checkpoint
-        self.writer = SummaryWriter(str(log_dir), purge_step=first_epoch if first_epoch > 1 else None)
+    def __init__(self, log_dir: Path):
+        self.log_dir, self._writer = log_dir, None
+
+    @property
+    def writer(self):
+        """The SummaryWriter, opened at the first thing logged."""
+        return self._open(purge_step=None)
+
+    def _open(self, purge_step: int | None):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self._writer = SummaryWriter(str(self.log_dir), purge_step=purge_step)
+        return self._writer
 
     def epoch(self, epoch: int, history: train.History) -> None:
         """Log the metrics of `epoch` (1-based) from `history`: losses, accuracies, learning rate, time."""
+        # the first epoch of a resumed run opens the writer with purge_step: it drops whatever the interrupted
+        # run logged after its last checkpoint
+        self._open(purge_step=epoch if epoch > 1 else None)
         i = epoch - 1
         for tag, values in (("loss/train", history.train_loss), ("loss/val", history.val_loss),
                             ("accuracy/train", history.train_acc), ("accuracy/val", history.val_acc),
@@ -169,7 +181,8 @@ class BoardLogger:
         self.writer.add_hparams(plain, {f"hparam/{k}": v for k, v in final.items()}, run_name=".")
 
     def close(self) -> None:
-        self.writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 # ---------------------------------------------------------------- train
@@ -240,10 +253,9 @@ def train_command(args: argparse.Namespace, given: set[str]) -> int:
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     scheduler = make_scheduler(settings["schedule"], optimizer, settings["epochs"] * len(train_loader))
 
-    resume_from = out / "last.pt" if args.resume else None
-    first_epoch = checkpoint.load_checkpoint(resume_from)["epoch"] + 1 if resume_from else 1
-    board = BoardLogger(out / LOG_DIR, first_epoch)
-    if first_epoch == 1:                                   # the first images, in file order (no random numbers drawn)
+    resume_from = out / "last.pt" if args.resume else None      # fit reads it
+    board = BoardLogger(out / LOG_DIR)
+    if resume_from is None:                                # the first images, in file order (no random numbers drawn)
         board.images("batch/train", splits.train.images[:16], [class_names[i] for i in splits.train.labels[:16]])
     config = train.FitConfig(
         num_epochs=settings["epochs"], monitor="val_acc", scheduler_step="batch", checkpoint_dir=out,
