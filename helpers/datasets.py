@@ -192,22 +192,22 @@ def scan_class_folders(root: Path) -> dict[str, list[Path]]:
     return classes
 
 
-def _check_classes(train: dict[str, list[Path]], test: dict[str, list[Path]] | None, root: Path) -> None:
-    if len(train) < 2:
+def _check_classes(train_part: dict[str, list[Path]], test: dict[str, list[Path]] | None, root: Path) -> None:
+    if len(train_part) < 2:
         where = root / "train" if test is not None else root
-        held = f"one class folder ({next(iter(train))})" if train else "no class folders"
+        held = f"one class folder ({next(iter(train_part))})" if train_part else "no class folders"
         raise DatasetError(f"{where} holds {held}; a classifier needs at least two classes: add a folder of "
                            f"images for each other class")
     if test is None:
-        if small := [name for name, paths in train.items() if len(paths) < MIN_IMAGES_TO_SPLIT]:
-            raise DatasetError(f"class {small[0]!r} has {len(train[small[0]])} image(s) in {root}/{small[0]}; "
+        if small := [name for name, paths in train_part.items() if len(paths) < MIN_IMAGES_TO_SPLIT]:
+            raise DatasetError(f"class {small[0]!r} has {len(train_part[small[0]])} image(s) in {root}/{small[0]}; "
                                f"splitting off a test part needs at least {MIN_IMAGES_TO_SPLIT} per class: add "
                                f"images, or give train/ and test/ folders yourself")
         return
-    if only_test := sorted(set(test) - set(train)):
+    if only_test := sorted(set(test) - set(train_part)):
         raise DatasetError(f"class {only_test[0]!r} is in {root}/test but not in {root}/train, so the model could "
                            f"never learn it: add training images in {root}/train/{only_test[0]}, or remove the test folder")
-    if only_train := sorted(set(train) - set(test)):
+    if only_train := sorted(set(train_part) - set(test)):
         raise DatasetError(f"class {only_train[0]!r} is in {root}/train but not in {root}/test, so it could not be "
                            f"scored: add test images in {root}/test/{only_train[0]}, or remove the training folder")
 

@@ -36,10 +36,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 
-from helpers import checkpoint, data, datasets, env, files, finder, models, recipes, transforms
+from helpers import checkpoint, data, datasets, env, files, finder, models, recipes, train, transforms
 from helpers.arguments import existing_dir, positive_float, positive_int
 
-RECIPE = recipes.FASHION_COURSE          # lesson 03's settings: FashionCNN, Adam + one-cycle 4e-3, batch 256, flips
+RECIPE = recipes.FASHION_COURSE          # lesson 03's settings: FashionCNN, AdamW + one-cycle 4e-3, batch 256, flips
 DATASET = "fashion-idx"                  # its entry in the dataset registry (helpers.datasets)
 LAUNCH = "torchrun --standalone --nproc-per-node=N -m helpers.ddp_train"
 SMOKE_TRAIN_IMAGES, SMOKE_EVAL_IMAGES = 1600, 500     # per split in smoke mode (COURSE_SMOKE=1)
@@ -122,7 +122,7 @@ def main_process_first(d: Dist):
         dist.barrier()
 
 
-def load_data(data_dir: Path | None, train_images: int | None):
+def load_fashion_parts(data_dir: Path | None, train_images: int | None):
     """Return lesson 03's training and validation parts (seeded, stratified), the test set and the data's source."""
     smoke = env.smoke_mode()
     try:
@@ -161,7 +161,7 @@ def flip_mask(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.rand(n, generator=generator) < 0.5
 
 
-def prepare(dataset: data.TensorImages, indices: list[int], flips: torch.Tensor | None, device: torch.device):
+def batch_on_device(dataset: data.TensorImages, indices: list[int], flips: torch.Tensor | None, device: torch.device):
     """Return the images at `indices` (mirrored where `flips` says, normalised, channels_last) and their labels."""
     images, labels = dataset[indices]
     images = images.to(device)
@@ -197,7 +197,7 @@ def train_epoch(model: nn.Module, dataset: data.TensorImages, batches, flips: to
     for indices in batches:
         optimizer.zero_grad(set_to_none=True)
         for part in range(micro_batches):
-            images, labels = prepare(dataset, indices[part::micro_batches], flips, device)
+            images, labels = batch_on_device(dataset, indices[part::micro_batches], flips, device)
             with buffers_kept(model) if part else contextlib.nullcontext():
                 logits = model(images)
                 loss = F.cross_entropy(logits, labels, label_smoothing=RECIPE.label_smoothing)
@@ -226,14 +226,14 @@ def share_buffers(model: nn.Module, d: Dist) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset: data.TensorImages, d: Dist, flips: bool = False) -> dict[str, float]:
+def evaluate_sharded(model: nn.Module, dataset: data.TensorImages, d: Dist, flips: bool = False) -> dict[str, float]:
     """Return loss and accuracy on `dataset`: process r scores images r, r + N, r + 2N, ... and the sums are
     all-reduced (a DistributedSampler would pad the shares to equal length with repeated images)."""
     model.eval()
     mine = list(range(d.rank, len(dataset), d.world_size))
     totals = torch.zeros(3, dtype=torch.float64, device=d.device)
     for start in range(0, len(mine), 1024):
-        images, labels = prepare(dataset, mine[start:start + 1024], None, d.device)
+        images, labels = batch_on_device(dataset, mine[start:start + 1024], None, d.device)
         logits = model(images)
         if flips:                                  # lesson 03's test-time flips: add the mirror image's log-probabilities
             logits = logits.log_softmax(1) + model(images.flip(3)).log_softmax(1)
@@ -271,8 +271,6 @@ def save_state(path: Path, t: Training, epoch: int, config: dict) -> None:
 
 def resume(path: str, t: Training, config: dict, device: torch.device) -> int:
     """Load a checkpoint written by any number of processes; return how many epochs it had finished."""
-    from helpers import train                      # its settings check: what a resumed run must share (train.RESUME_SETTINGS)
-
     state = checkpoint.load_checkpoint(path, map_location=device)
     if state.get("format") != CHECKPOINT_FORMAT:   # e.g. a bundle (model.pt) or fit's last.pt
         raise checkpoint.CheckpointError(f"{path} is not a checkpoint written by ddp_train (its format is "
@@ -313,7 +311,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=positive_int, default=2 if smoke else RECIPE.epochs)
     parser.add_argument("--batch-size", type=positive_int, default=64 if smoke else RECIPE.batch_size,
                         help="the global batch: all processes together (default %(default)s)")
-    parser.add_argument("--lr", type=positive_float, default=RECIPE.lr, help="Adam's peak one-cycle rate (default %(default)s)")
+    parser.add_argument("--lr", type=positive_float, default=RECIPE.lr, help="the peak rate of the one-cycle schedule (default %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads per process (default: the cores divided among the processes)")
@@ -335,7 +333,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def setup_training(args: argparse.Namespace, d: Dist) -> Training:
     """Load the data (the first process of each machine first), cut it into this process's shares, build the model."""
     with main_process_first(d):
-        train_set, val_set, test_set, source = load_data(args.data, args.train_images)
+        train_set, val_set, test_set, source = load_fashion_parts(args.data, args.train_images)
     parts = d.world_size * args.micro_batches
     share = check_shards(len(train_set), min(len(val_set), len(test_set)), parts, args.batch_size)
     sampler = DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=args.seed,
@@ -346,8 +344,9 @@ def setup_training(args: argparse.Namespace, d: Dist) -> Training:
     trained = model
     if d.backend is not None:                      # from here on, backward() averages the gradients of all processes
         trained = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=RECIPE.fused_adam)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * len(batches))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=RECIPE.weight_decay,
+                                  fused=RECIPE.fused_adam or None)
+    scheduler = train.make_scheduler(RECIPE.schedule, optimizer, total_steps=args.epochs * len(batches))
     return Training(train_set, val_set, test_set, sampler, batches, model, trained, optimizer, scheduler, share,
                     source)
 
@@ -361,7 +360,7 @@ def train_and_validate(epoch: int, t: Training, args: argparse.Namespace, d: Dis
     loss_sum, correct, images = all_sum(totals, d).tolist()
     seconds = time.perf_counter() - start
     share_buffers(t.model, d)
-    val = evaluate(t.model, t.val_set, d)
+    val = evaluate_sharded(t.model, t.val_set, d)
     return {"epoch": epoch + 1, "train_loss": loss_sum / images, "train_acc": correct / images,
             "val_loss": val["loss"], "val_acc": val["acc"], "images": int(images), "seconds": seconds}
 
@@ -398,7 +397,7 @@ def run(args: argparse.Namespace, d: Dist) -> dict:
             with open(out / "log.jsonl", "a", encoding="utf-8") as log:
                 log.write(json.dumps({**h, "rank": d.rank}) + "\n")
             save_state(out / "checkpoints" / f"epoch_{epoch + 1}.pt", t, epoch + 1, config)
-    test = evaluate(t.model, t.test_set, d, flips=RECIPE.tta)
+    test = evaluate_sharded(t.model, t.test_set, d, flips=RECIPE.tta)
     train_s = sum(h["seconds"] for h in history)
     say(f"test accuracy {test['acc']:.4f} (with test-time flips); {train_s:.1f} s of training")
     summary = {**config, "hardware": env.hardware_summary(d.device), "history": history, "train_time_s": train_s,

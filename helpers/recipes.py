@@ -47,11 +47,6 @@ class Recipe:
         if self.augment not in AUGMENTS:
             raise ValueError(f"augment={self.augment!r}; choose one of {AUGMENTS}")
 
-    @property
-    def image_size(self) -> int | None:
-        """The former FaceRecipe's name for `input_size` (kept for solutions 04)."""
-        return self.input_size
-
 
 AMP_MIN_SPEEDUP = 1.2          # mixed precision only for a clear gain, not timing noise
 VAL_FRACTION = 0.1             # of the training CSV, a stratified seeded split (6,000 of 60,000 images)
@@ -77,16 +72,3 @@ def with_measured_precision(recipe: Recipe, speedup: float) -> Recipe:
     AMP_MIN_SPEEDUP; the one rule lesson 03, its solutions and the benchmark share."""
     return replace(recipe, amp=bool(recipe.amp) and speedup > AMP_MIN_SPEEDUP)
 
-
-def FaceRecipe(**changes) -> Recipe:      # noqa: N802 - the former class name, kept for solutions 04
-    """Return FER_COURSE with `changes`; the former FaceRecipe's names `image_size` and `max_lr` are
-    accepted for `input_size` and `lr`."""
-    names = {"image_size": "input_size", "max_lr": "lr"}
-    return replace(FER_COURSE, **{names.get(key, key): value for key, value in changes.items()})
-
-
-def __getattr__(name: str):
-    if name == "train_on_faces":          # the former home of train.train_on_faces (solutions 04 call it here)
-        from helpers import train
-        return train.train_on_faces
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

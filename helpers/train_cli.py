@@ -37,16 +37,12 @@ from helpers.arguments import existing_dir, fraction, fraction_or_zero, positive
 
 PROG = "course-train"
 DEFAULT_DATA = "fashion-csv"                               # without --data and --data-dir
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
 SMOKE_IMAGES = {"train": 512, "val": 128, "test": 256}    # per split, in smoke mode
 CONFIG_FILE, BUNDLE_FILE, LOG_DIR = "config.json", "model.pt", "tensorboard"
 INTERRUPTED = 130                                          # the exit status of a program stopped by Ctrl-C
 # the settings of a run, saved in its config.json; a resume checks them with train.check_same_settings
 SETTINGS = ("data", "classes", "model", "epochs", "batch_size", "lr", "schedule", "weight_decay",
             "label_smoothing", "input_size", "val_fraction", "seed")
-
-
-make_scheduler = train.make_scheduler     # the course's one schedule factory (lesson 07 writes it out)
 
 
 # ---------------------------------------------------------------- the data
@@ -251,7 +247,7 @@ def train_command(args: argparse.Namespace, given: set[str]) -> int:
                                    BatchPipeline(meta.input_size, meta.mean, meta.std).to(device))
     model = models.build_model(meta.model_name, **meta.model_args).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
-    scheduler = make_scheduler(settings["schedule"], optimizer, settings["epochs"] * len(train_loader))
+    scheduler = train.make_scheduler(settings["schedule"], optimizer, settings["epochs"] * len(train_loader))
 
     resume_from = out / "last.pt" if args.resume else None      # fit reads it
     board = BoardLogger(out / LOG_DIR)
@@ -389,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="training images per step")
     tr.add_argument("--lr", type=positive_float, default=recipes.FASHION_COURSE.lr,
                     help="AdamW learning rate (the peak of the one-cycle schedule)")
-    tr.add_argument("--schedule", choices=SCHEDULES, default="onecycle",
+    tr.add_argument("--schedule", choices=recipes.SCHEDULES, default="onecycle",
                     help="learning-rate schedule, stepped every batch")
     tr.add_argument("--weight-decay", type=fraction_or_zero, default=0.0, help="AdamW weight decay")
     tr.add_argument("--label-smoothing", type=fraction_or_zero, default=recipes.FASHION_COURSE.label_smoothing,

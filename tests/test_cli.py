@@ -12,7 +12,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import FASHION_SAMPLE, FER_SAMPLE
-from helpers import checkpoint, data, env, finder, predict, train_cli
+from helpers import checkpoint, data, env, finder, predict, recipes, train, train_cli
 
 EPOCHS = 5                  # the interrupted run has four epochs in which the SIGINT can land
 # the shipped sample, named explicitly so that a COURSE_DATA set on the machine cannot make the runs slow
@@ -238,9 +238,9 @@ def test_help_documents_every_option_with_its_default(capsys):
 
 
 def test_the_schedules_span_the_same_steps():
-    for name in train_cli.SCHEDULES:
+    for name in recipes.SCHEDULES:
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        scheduler = train_cli.make_scheduler(name, optimizer, 30)
+        scheduler = train.make_scheduler(name, optimizer, 30)
         rates = []
         for _ in range(30):
             rates.append(optimizer.param_groups[0]["lr"])

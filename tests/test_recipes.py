@@ -35,18 +35,6 @@ def test_the_fer_recipe_trains_an_emotionnet_with_fit(tmp_path):
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
 
 
-def test_the_former_face_recipe_names_still_work():
-    assert recipes.FaceRecipe() == recipes.FER_COURSE
-    assert recipes.FaceRecipe(image_size=64, max_lr=1e-3) == replace_fer(input_size=64, lr=1e-3)
-    assert recipes.FaceRecipe(image_size=64).image_size == 64
-    assert recipes.train_on_faces is train.train_on_faces
-
-
-def replace_fer(**changes):
-    from dataclasses import replace
-    return replace(recipes.FER_COURSE, **changes)
-
-
 def test_recipes_are_data_and_import_no_trainer():
     import subprocess
     import sys
