@@ -558,14 +558,6 @@ def fit_recipe(model: nn.Module, recipe: recipes.Recipe, train_set, val_set, dev
     return fit(model, train_loader, val_loader, optimizer, device, config, scheduler)
 
 
-def train_on_faces(model: nn.Module, train_part, val_part, device, num_epochs: int, mean: tuple[float, ...],
-                   std: tuple[float, ...], recipe: recipes.Recipe = recipes.FER_COURSE, checkpoint_dir=None, meta=None,
-                   progress: bool = True) -> History:
-    """``fit_recipe`` with `recipe` (lesson 04's by default) cut to `num_epochs`: the call solutions 04 make."""
-    return fit_recipe(model, dataclasses.replace(recipe, epochs=num_epochs), train_part, val_part, device, mean, std,
-                      checkpoint_dir=checkpoint_dir, meta=meta, progress=progress)
-
-
 def precision_speedup(recipe: recipes.Recipe, train_set, mean: tuple[float, ...], std: tuple[float, ...],
                       device: torch.device | str = "cpu", batch_size: int | None = None) -> float:
     """Return how many times faster a training step of `recipe`'s model runs on `device` with mixed
@@ -583,9 +575,11 @@ def precision_speedup(recipe: recipes.Recipe, train_set, mean: tuple[float, ...]
 class TimeLimited:
     """Iterate `loader` until `seconds` have passed (always at least one batch); counts the images it gave.
 
-    ``train_one_epoch(model, TimeLimited(train_loader, 60, device), ...)`` trains for a fixed time
-    budget, the fair way to compare settings that differ in speed. With `device`, the clock is read
-    only after that device has finished the work queued so far (a GPU runs behind the Python code).
+    When the loader is used up before the time is, it starts another pass (a DataLoader reshuffles), so a
+    faster setting sees more epochs: ``train_one_epoch(model, TimeLimited(train_loader, 60, device), ...)``
+    trains for a fixed time budget, the fair way to compare settings that differ in speed. A one-pass
+    iterator simply ends. With `device`, the clock is read only after that device has finished the work
+    queued so far (a GPU runs behind the Python code).
     """
 
     def __init__(self, loader, seconds: float, device: torch.device | str | None = None):
@@ -595,12 +589,17 @@ class TimeLimited:
         if self.device is not None:
             metrics.synchronize(self.device)
         start = time.perf_counter()
-        for images, labels in self.loader:
-            self.images_seen += len(labels)
-            yield images, labels
-            if self.device is not None:
-                metrics.synchronize(self.device)
-            if time.perf_counter() - start >= self.seconds:
+        while True:
+            gave = False
+            for images, labels in self.loader:
+                gave = True
+                self.images_seen += len(labels)
+                yield images, labels
+                if self.device is not None:
+                    metrics.synchronize(self.device)
+                if time.perf_counter() - start >= self.seconds:
+                    return
+            if not gave:                               # an iterator that is used up, or an empty loader
                 return
 
 

@@ -25,3 +25,11 @@ def test_outputs_come_from_one_clean_full_run(path):
             text = json.dumps(output.get("text", "")) + json.dumps(output.get("data", {}).get("text/plain", ""))
             assert "smoke" not in text.lower(), f"{path.name} cell {i}: stored outputs come from a smoke run"
             assert not MACHINE_PATH.search(text), f"{path.name} cell {i} shows a machine path: {MACHINE_PATH.search(text)[0]}"
+
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_test_runner_instructions_are_cell_tags_not_code_comments(path):
+    marked = [i for i, cell in enumerate(code_cells(path), 1) if "NBVAL_" in "".join(cell["source"])]
+    assert not marked, (f"{path.name}: code cells {marked} carry an NBVAL_ comment, which every learner reads and "
+                        f"copies; give the cell the tag nbval-ignore-output (cell metadata) instead")

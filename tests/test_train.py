@@ -427,6 +427,22 @@ def test_time_limited_stops_after_its_budget_and_counts_images():
     assert len(list(train.TimeLimited(iter(batches), seconds=0))) == 1, "always at least one batch"
 
 
+def test_time_limited_starts_another_pass_until_the_time_is_spent():
+    class SlowLoader:                       # re-iterable, like a DataLoader: each pass gives 3 batches
+        passes = 0
+
+        def __iter__(self):
+            SlowLoader.passes += 1
+            for _ in range(3):
+                time.sleep(0.01)
+                yield torch.zeros(4, 1), torch.zeros(4)
+
+    limited = train.TimeLimited(SlowLoader(), seconds=0.1)
+    taken = list(limited)
+    assert len(taken) > 3 and SlowLoader.passes >= 2, "a loader used up before the budget must be passed over again"
+    assert limited.images_seen == 4 * len(taken)
+
+
 # ---------------------------------------------------------------- only where a CUDA GPU exists
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
