@@ -47,7 +47,7 @@ def make_session(path: str | Path, threads: int | None = None) -> ort.InferenceS
     """Return an ONNX Runtime session on the CPU for the model at `path`, with `threads` threads per operator."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1   # threads that split one operator's work
-    options.inter_op_num_threads = 1                                # operators run one after another
+    options.inter_op_num_threads = 1          # only the parallel execution mode uses it; the default is sequential
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
