@@ -10,6 +10,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -426,7 +427,7 @@ def fit(model: nn.Module, train_loader, val_loader, optimizer: torch.optim.Optim
             print(f"early stop: no {config.monitor} improvement for {config.patience} epochs "
                   f"(best: epoch {run.history.best_epoch})")
         if run.history.out_of_time:
-            resume = (f"resume from {out_dir / 'last.pt'} (FitConfig(resume_from=...)) to train the rest"
+            resume = (f"resume from {os.path.relpath(out_dir / 'last.pt')} (FitConfig(resume_from=...)) to train the rest"
                       if out_dir is not None else "give the run more time or fewer epochs")
             print(f"time limit: stopped after epoch {epoch} of {config.num_epochs}, {used_s / 60:.1f} of "
                   f"{config.max_minutes:g} minutes used; another epoch would pass the limit. The schedule "
