@@ -122,7 +122,7 @@ WRONG = {
                 return self.table[i, 1:].float().reshape(1, 28, 28) / 255, int(self.table[i, 0])""", "len(dataset)")],
     (3, 9): [("""
         import torch.nn.functional as F
-        def evaluate(model, loader, device):
+        def mean_loss_and_accuracy(model, loader, device):
             loss = correct = n = 0
             with torch.no_grad():
                 for x, y in loader:
@@ -131,7 +131,7 @@ WRONG = {
             return loss / n, correct / n""", "model.eval()"),
              ("""
         import torch.nn.functional as F
-        def evaluate(model, loader, device):
+        def mean_loss_and_accuracy(model, loader, device):
             model.eval()
             loss = correct = n = 0
             for x, y in loader:
@@ -140,7 +140,7 @@ WRONG = {
             return loss / n, correct / n""", "no_grad"),
              ("""
         import torch.nn.functional as F
-        def evaluate(model, loader, device):
+        def mean_loss_and_accuracy(model, loader, device):
             model.eval()
             losses, correct, n = [], 0, 0
             with torch.no_grad():
@@ -323,10 +323,16 @@ WRONG = {
                 a, b = round(0.7 * len(m)), round(0.85 * len(m))
                 parts[0] += m[:a]; parts[1] += m[a:b]; parts[2] += m[b:]
             return parts""", "same seed")],
-    (6, 8): [("def logit_adjust(logits, prior, tau=1.0):\n    return logits + tau * prior.log()", "added"),
-             ("def logit_adjust(logits, prior, tau=1.0):\n    return logits - tau * prior", "logarithm"),
-             ("def logit_adjust(logits, prior, tau=1.0):\n    return logits - prior.log()", "multiply")],
-    (6, 9): [("""
+    (6, 2): [("""
+        from sklearn.metrics import accuracy_score
+        def choose_tau(logits, labels, prior, taus):
+            return max(taus, key=lambda t: accuracy_score(labels, (logits - t * prior.log()).argmax(1)))""", "accuracy"),
+             ("""
+        from sklearn.metrics import f1_score
+        def choose_tau(logits, labels, prior, taus):
+            return max(f1_score(labels, (logits - t * prior.log()).argmax(1), average="macro") for t in taus)""",
+              "not one of the taus")],
+    (6, 8): [("""
         def macro_f1(labels, predictions, k):
             return (torch.as_tensor(labels) == torch.as_tensor(predictions)).float().mean().item()""", "accuracy"),
              ("""
@@ -375,8 +381,9 @@ WRONG = {
              ("def preprocess(images, mean, std):\n    return ((images / 255 - mean) / std)[:, None]", "float32"),
              ("def preprocess(images, mean, std):\n    return ((images / 255 - mean) / std).astype(np.float32)", "channel"),
              ("def preprocess(images, mean, std):\n    return (torch.tensor(images)[:, None] / 255 - mean) / std", "NumPy")],
-    (9, 1): [("same_without_set_epoch, same_with_set_epoch = 0, 0", "not reshuffled"),
-             ("same_without_set_epoch, same_with_set_epoch = 27000, 27000", "whole epoch")],
+    (9, 1): [("same_batches_without_set_epoch, same_batches_with_set_epoch = 0, 0", "not reshuffled"),
+             ("same_batches_without_set_epoch, same_batches_with_set_epoch = 211, 211", "not all the same"),
+             ("same_batches_without_set_epoch, same_batches_with_set_epoch = 210, 0", "count the batches")],
     (9, 2): [("scored_twice, never_scored = 0, 0", "pads"),
              ("scored_twice, never_scored = 6006, 1", "scored in all"),
              ("scored_twice, never_scored = 6, 6", "count again")],
@@ -390,8 +397,28 @@ WRONG = {
              ("def scaled_lr(lr, base, per, world):\n    return lr * per * world / base", "linear rule")],
 }
 
-# The learner's cells as the lessons ship them: a function whose body is `...`, or names set to None.
-TEMPLATE_VALUE = None
+# Right answers written differently from the solutions: a check accepts any correct answer.
+ALSO_RIGHT = {
+    (1, 5): "def steps_per_epoch(n, b, drop_last=False):\n    return n // b if drop_last else -(-n // b)",
+    (2, 3): """
+        from torchvision import transforms as v1
+        train_tf = v1.Compose([v1.RandomHorizontalFlip(), v1.ToTensor(), v1.Normalize((0.286,), (0.353,))])
+        eval_tf = v1.Compose([v1.ToTensor(), v1.Normalize((0.286,), (0.353,))])""",
+    (3, 5): "def per_class_recall(c):\n    c = torch.tensor(c)\n    return c.diag() / c.sum(1)",
+    (4, 8): """
+        import torch.nn.functional as F
+        def train_step(model, images, labels, optimizer, scaler, max_norm=1.0):
+            with torch.autocast(images.device.type, dtype=torch.bfloat16):
+                loss = F.cross_entropy(model(images), labels)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            scaler.step(optimizer); scaler.update()
+            optimizer.zero_grad()          # at the end of the step instead of the start
+            return loss.item()""",
+    (7, 4): "def linear_schedule(opt, n):\n    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / n)",
+    (9, 5): "def shard(n, rank, world):\n    return torch.tensor_split(torch.arange(n), world)[rank].tolist()",
+}
 
 
 def test_at_least_25_exercises_each_with_two_wrong_answers():
@@ -411,6 +438,13 @@ def test_check(key):
         assert phrase.lower() in verdict.message.lower(), (code, verdict)
     empty = exercise.check(*[None] * len(exercise.answer_names))
     assert empty.status == "not attempted", empty
+
+
+@pytest.mark.parametrize("key", sorted(ALSO_RIGHT), ids=lambda k: f"{k[0]:02d}.{k[1]}")
+def test_other_correct_answers_pass(key):
+    exercise = EXERCISES[key]
+    verdict = exercise.check(*run(ALSO_RIGHT[key], exercise.answer_names))
+    assert verdict.status == "correct", verdict
 
 
 def test_a_template_function_is_not_attempted():
