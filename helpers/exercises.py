@@ -433,7 +433,27 @@ def _check_denormalize(denormalize) -> str:
     return "denormalize undoes Normalize exactly on real grayscale faces and on 3-channel images, batched or not."
 
 
-# ================================================================ lesson 03: a Dataset, the loops, the metrics
+@_exercise(2, 5, "face pipelines at 64 px", "face_train_tf, face_eval_tf", [
+    "Both take a 48 x 48 grayscale PIL face and end with `v2.ToImage()`, `v2.ToDtype(torch.float32, "
+    "scale=True)`, `v2.Normalize(MEAN, STD)` with the FER training mean and std (about 0.508 and 0.255).",
+    "Resize to 64 (`v2.Resize(64)`), not to 224: 48 x 48 faces hold no more detail at 224.",
+    "Augment the training pipeline with what real faces vary by: a left-right mirror "
+    "(`v2.RandomHorizontalFlip()`), a small shift or rotation. A face is never upside down.",
+], """
+    from torchvision.transforms import v2
+
+    MEAN, STD = (0.508,), (0.255,)
+    to_input = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
+    face_train_tf = v2.Compose([v2.Resize(64), v2.RandomHorizontalFlip(), v2.RandomRotation(10), *to_input])
+    face_eval_tf = v2.Compose([v2.Resize(64), *to_input])
+""")
+def _check_face_pipelines(face_train_tf, face_eval_tf) -> str:
+    faces = _fer("test").images
+    return _check_pipelines(face_train_tf, face_eval_tf, _pil_images(faces[:: max(1, len(faces) // 48)][:48]),
+                            64, 1, "lesson 04's EmotionNet, which trains at 64 px")
+
+
+# ================================================================ lesson 03: a Dataset, the loops, mixed precision, the metrics
 
 @_exercise(3, 5, "per-class recall from the confusion matrix", "per_class_recall", [
     "In scikit-learn's confusion matrix, row i holds the images whose *true* class is i.",
@@ -606,8 +626,6 @@ def _check_evaluate(mean_loss_and_accuracy) -> str:
             f"accuracy on 300 real images in batches of 128, 128 and 44 ({true_loss:.3f}, {true_acc:.3f}).")
 
 
-# ================================================================ lesson 04: mixed precision, face pipelines
-
 _STEP_SCALE = 2.0 ** 10                    # the GradScaler's scale in the check: large, so that mistakes show
 
 
@@ -638,7 +656,7 @@ def _step_reference() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
     return images, labels, _flat(_step_setup()[0]), grads(False), grads(True)
 
 
-@_exercise(4, 8, "a training step with autocast, a GradScaler and clipping", "train_step", [
+@_exercise(3, 10, "a training step with autocast, a GradScaler and clipping", "train_step", [
     "The order: `optimizer.zero_grad()`; the forward pass and the loss under "
     "`torch.autocast(device_type=images.device.type, dtype=...)`; `scaler.scale(loss).backward()`.",
     "The gradients are now multiplied by the scale. `scaler.unscale_(optimizer)` divides them back *before* "
@@ -711,7 +729,7 @@ def _check_train_step(train_step) -> str:
             "fresh gradients.")
 
 
-@_exercise(4, 9, "autocast's settings for any device", "amp_settings", [
+@_exercise(3, 11, "autocast's settings for any device", "amp_settings", [
     "`torch.autocast` wants the device *type*: `torch.device(device).type` turns `\"cuda:0\"` or "
     "`torch.device(\"cuda\", 1)` into `\"cuda\"`.",
     "On CUDA: float16 with a GradScaler (small float16 gradients would underflow). Elsewhere (CPU, MPS): "
@@ -748,26 +766,6 @@ def _check_amp_settings(amp_settings) -> str:
             raise NotYet(f"on {kind!r}, use_scaler=True: bfloat16 has float32's range, so gradients do not "
                          "underflow and no scaler is needed.")
     return "amp_settings gives autocast a device type and the right dtype and scaler for cuda:0, cuda:1, cpu and mps."
-
-
-@_exercise(4, 10, "face pipelines at 64 px", "face_train_tf, face_eval_tf", [
-    "Both take a 48 x 48 grayscale PIL face and end with `v2.ToImage()`, `v2.ToDtype(torch.float32, "
-    "scale=True)`, `v2.Normalize(MEAN, STD)` with the FER training mean and std (about 0.508 and 0.255).",
-    "Resize to 64 (`v2.Resize(64)`), not to 224: 48 x 48 faces hold no more detail at 224.",
-    "Augment the training pipeline with what real faces vary by: a left-right mirror "
-    "(`v2.RandomHorizontalFlip()`), a small shift or rotation. A face is never upside down.",
-], """
-    from torchvision.transforms import v2
-
-    MEAN, STD = (0.508,), (0.255,)
-    to_input = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
-    face_train_tf = v2.Compose([v2.Resize(64), v2.RandomHorizontalFlip(), v2.RandomRotation(10), *to_input])
-    face_eval_tf = v2.Compose([v2.Resize(64), *to_input])
-""")
-def _check_face_pipelines(face_train_tf, face_eval_tf) -> str:
-    faces = _fer("test").images
-    return _check_pipelines(face_train_tf, face_eval_tf, _pil_images(faces[:: max(1, len(faces) // 48)][:48]),
-                            64, 1, "lesson 04's EmotionNet at 64 px")
 
 
 # ================================================================ lesson 05: saving, loading, predicting
@@ -964,6 +962,57 @@ def _weights_vs(got, targets: torch.Tensor, num_classes: int, what: str) -> np.n
     return weights / weights.sum()
 
 
+def _imbalanced_faces() -> tuple[torch.Tensor, torch.Tensor]:
+    """Real test faces, fewer of some classes (like FER's test folder), and a simple classifier's scores for them."""
+    faces = _fer("test")
+    rank = torch.zeros(len(faces.labels), dtype=torch.long)     # each face's place within its class
+    for c in range(7):
+        rank[faces.labels == c] = torch.arange(int((faces.labels == c).sum()))
+    keep = rank < torch.tensor([40, 4, 40, 70, 50, 50, 30])[faces.labels]
+    flat = faces.images.flatten(1).float() / 255
+    means = torch.stack([flat[faces.labels == c].mean(0) for c in range(7)])
+    return -torch.cdist(flat[keep], means).double() * 2, faces.labels[keep]
+
+
+@_exercise(6, 2, "choose tau on the validation part", "choose_tau", [
+    "For each tau: adjust the validation logits (`logits - tau * prior.log()`), take the argmax as the "
+    "prediction and score it with macro-F1 (`sklearn.metrics.f1_score(labels, predictions, average=\"macro\")`).",
+    "Return the tau itself (not its score) whose macro-F1 is highest. Accuracy would choose differently: it "
+    "rewards predicting the large classes.",
+], """
+    from sklearn.metrics import f1_score
+
+    def choose_tau(logits, labels, prior, taus):
+        def score(tau):
+            predictions = (logits - tau * prior.log()).argmax(dim=1)
+            return f1_score(labels, predictions, average="macro")
+        return max(taus, key=score)
+""")
+def _check_choose_tau(choose_tau) -> str:
+    from sklearn.metrics import accuracy_score, f1_score
+    scores, labels = _imbalanced_faces()
+    prior = torch.tensor(FER_TRAIN_SIZES, dtype=torch.float64) / sum(FER_TRAIN_SIZES)
+    logits = scores + prior.log()                      # a model that learned FER's training prior
+    taus = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
+
+    def f1(tau):
+        return f1_score(labels, (logits - tau * prior.log()).argmax(1), average="macro")
+    got = _returned(choose_tau(logits.clone(), labels.clone(), prior.clone(), list(taus)), "choose_tau(...)")
+    got = float(_floats(got, "tau"))
+    best = max(f1(t) for t in taus)
+    if not any(math.isclose(got, t) for t in taus):
+        raise NotYet(f"choose_tau returned {got:.4f}, which is not one of the taus tried: return the tau, not its score.")
+    if math.isclose(f1(got), best, abs_tol=1e-12):
+        return (f"tau = {got:g} gives the best macro-F1 ({best:.3f}) on {len(labels)} real faces of unequal classes; "
+                "by accuracy you would have chosen "
+                f"{max(taus, key=lambda t: accuracy_score(labels, (logits - t * prior.log()).argmax(1))):g}.")
+    by_accuracy = max(taus, key=lambda t: accuracy_score(labels, (logits - t * prior.log()).argmax(1)))
+    if math.isclose(got, by_accuracy):
+        raise NotYet(f"tau = {got:g} has the best accuracy, but its macro-F1 is {f1(got):.3f} against {best:.3f}: "
+                     "choose by macro-F1, which counts every class alike.")
+    raise NotYet(f"tau = {got:g} gives macro-F1 {f1(got):.3f}; another tau gives {best:.3f}.")
+
+
 @_exercise(6, 4, "square-root sampling weights", "sqrt_weights", [
     "Count the faces of each class from the targets: `torch.bincount(targets, minlength=num_classes)`.",
     "A face's weight is 1 / sqrt(its class's count): `(1 / counts.sqrt())[targets]`; one weight per face.",
@@ -1085,57 +1134,6 @@ def _check_stratified_split(stratified_split) -> str:
         raise NotYet("another seed gave the same split: the seed should choose the split.")
     return (f"the {len(targets):,} real training faces split 70/15/15 within every class (to one face), with no face "
             "in two parts, the same split for the same seed and another for another seed.")
-
-
-def _imbalanced_faces() -> tuple[torch.Tensor, torch.Tensor]:
-    """Real test faces, fewer of some classes (like FER's test folder), and a simple classifier's scores for them."""
-    faces = _fer("test")
-    rank = torch.zeros(len(faces.labels), dtype=torch.long)     # each face's place within its class
-    for c in range(7):
-        rank[faces.labels == c] = torch.arange(int((faces.labels == c).sum()))
-    keep = rank < torch.tensor([40, 4, 40, 70, 50, 50, 30])[faces.labels]
-    flat = faces.images.flatten(1).float() / 255
-    means = torch.stack([flat[faces.labels == c].mean(0) for c in range(7)])
-    return -torch.cdist(flat[keep], means).double() * 2, faces.labels[keep]
-
-
-@_exercise(6, 2, "choose tau on the validation part", "choose_tau", [
-    "For each tau: adjust the validation logits (`logits - tau * prior.log()`), take the argmax as the "
-    "prediction and score it with macro-F1 (`sklearn.metrics.f1_score(labels, predictions, average=\"macro\")`).",
-    "Return the tau itself (not its score) whose macro-F1 is highest. Accuracy would choose differently: it "
-    "rewards predicting the large classes.",
-], """
-    from sklearn.metrics import f1_score
-
-    def choose_tau(logits, labels, prior, taus):
-        def score(tau):
-            predictions = (logits - tau * prior.log()).argmax(dim=1)
-            return f1_score(labels, predictions, average="macro")
-        return max(taus, key=score)
-""")
-def _check_choose_tau(choose_tau) -> str:
-    from sklearn.metrics import accuracy_score, f1_score
-    scores, labels = _imbalanced_faces()
-    prior = torch.tensor(FER_TRAIN_SIZES, dtype=torch.float64) / sum(FER_TRAIN_SIZES)
-    logits = scores + prior.log()                      # a model that learned FER's training prior
-    taus = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0]
-
-    def f1(tau):
-        return f1_score(labels, (logits - tau * prior.log()).argmax(1), average="macro")
-    got = _returned(choose_tau(logits.clone(), labels.clone(), prior.clone(), list(taus)), "choose_tau(...)")
-    got = float(_floats(got, "tau"))
-    best = max(f1(t) for t in taus)
-    if not any(math.isclose(got, t) for t in taus):
-        raise NotYet(f"choose_tau returned {got:.4f}, which is not one of the taus tried: return the tau, not its score.")
-    if math.isclose(f1(got), best, abs_tol=1e-12):
-        return (f"tau = {got:g} gives the best macro-F1 ({best:.3f}) on {len(labels)} real faces of unequal classes; "
-                "by accuracy you would have chosen "
-                f"{max(taus, key=lambda t: accuracy_score(labels, (logits - t * prior.log()).argmax(1))):g}.")
-    by_accuracy = max(taus, key=lambda t: accuracy_score(labels, (logits - t * prior.log()).argmax(1)))
-    if math.isclose(got, by_accuracy):
-        raise NotYet(f"tau = {got:g} has the best accuracy, but its macro-F1 is {f1(got):.3f} against {best:.3f}: "
-                     "choose by macro-F1, which counts every class alike.")
-    raise NotYet(f"tau = {got:g} gives macro-F1 {f1(got):.3f}; another tau gives {best:.3f}.")
 
 
 @_exercise(6, 8, "macro-F1 from labels and predictions", "macro_f1", [

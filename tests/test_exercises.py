@@ -148,7 +148,7 @@ WRONG = {
                     out = model(x)
                     losses.append(F.cross_entropy(out, y).item()); correct += (out.argmax(1) == y).sum().item(); n += len(y)
             return sum(losses) / len(losses), correct / n""", "batch means")],
-    (4, 8): [("""
+    (3, 10): [("""
         import torch.nn.functional as F
         def train_step(model, images, labels, optimizer, scaler, max_norm=1.0):
             optimizer.zero_grad()
@@ -200,10 +200,10 @@ WRONG = {
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             scaler.step(optimizer); scaler.update()
             return loss.item()""", "zero_grad")],
-    (4, 9): [("def amp_settings(device):\n    return device, torch.float16, True", "device_type"),
+    (3, 11): [("def amp_settings(device):\n    return device, torch.float16, True", "device_type"),
              ("def amp_settings(device):\n    return str(device), torch.float16, True", "'cuda:0'"),
              ("def amp_settings(device):\n    return torch.device(device).type, torch.float16, True", "bfloat16")],
-    (4, 10): [("""
+    (2, 5): [("""
         from torchvision.transforms import v2
         end = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((0.508,), (0.255,))]
         face_train_tf = v2.Compose([v2.Resize(64), v2.RandomVerticalFlip(), *end])
@@ -405,7 +405,7 @@ ALSO_RIGHT = {
         train_tf = v1.Compose([v1.RandomHorizontalFlip(), v1.ToTensor(), v1.Normalize((0.286,), (0.353,))])
         eval_tf = v1.Compose([v1.ToTensor(), v1.Normalize((0.286,), (0.353,))])""",
     (3, 5): "def per_class_recall(c):\n    c = torch.tensor(c)\n    return c.diag() / c.sum(1)",
-    (4, 8): """
+    (3, 10): """
         import torch.nn.functional as F
         def train_step(model, images, labels, optimizer, scaler, max_norm=1.0):
             with torch.autocast(images.device.type, dtype=torch.bfloat16):
@@ -458,7 +458,7 @@ def test_a_template_function_is_not_attempted():
 
 
 def test_hints_come_one_step_at_a_time_and_the_solution_is_code():
-    exercise = exercises.lesson(4).q8
+    exercise = exercises.lesson(3).q10
     exercise._hints_given = 0
     first, second = exercise.hint(), exercise.hint()
     assert first.startswith("Hint 1 of 3") and second.startswith("Hint 2 of 3") and "hint 3" in second
