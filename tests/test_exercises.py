@@ -147,7 +147,28 @@ WRONG = {
                 for x, y in loader:
                     out = model(x)
                     losses.append(F.cross_entropy(out, y).item()); correct += (out.argmax(1) == y).sum().item(); n += len(y)
-            return sum(losses) / len(losses), correct / n""", "batch means")],
+            return sum(losses) / len(losses), correct / n""", "batch means"),
+             ("""
+        import torch.nn.functional as F
+        def mean_loss_and_accuracy(model, loader, device):
+            model.eval()
+            loss = correct = n = 0
+            with torch.no_grad():
+                for x, y in loader:
+                    out = model(x)
+                    loss += F.cross_entropy(out, y, reduction="sum", label_smoothing=0.1).item()
+                    correct += (out.argmax(1) == y).sum().item(); n += len(y)
+            return loss / n, correct / n""", "label smoothing"),
+             ("""
+        import torch.nn.functional as F
+        def mean_loss_and_accuracy(model, loader, device):
+            model.eval()
+            loss = correct = n = 0
+            with torch.no_grad():
+                for x, y in loader:
+                    out = model(x).softmax(1)
+                    loss += F.cross_entropy(out, y, reduction="sum").item(); correct += (out.argmax(1) == y).sum().item(); n += len(y)
+            return loss / n, correct / n""", "probabilities")],
     (3, 10): [("""
         import torch.nn.functional as F
         def train_step(model, images, labels, optimizer, scaler, max_norm=1.0):
@@ -206,18 +227,18 @@ WRONG = {
     (2, 5): [("""
         from torchvision.transforms import v2
         end = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((0.508,), (0.255,))]
-        face_train_tf = v2.Compose([v2.Resize(64), v2.RandomVerticalFlip(), *end])
-        face_eval_tf = v2.Compose([v2.Resize(64), *end])""", "upside down"),
+        face_train_tf = v2.Compose([v2.RandomVerticalFlip(), *end])
+        face_eval_tf = v2.Compose(end)""", "upside down"),
               ("""
         from torchvision.transforms import v2
         end = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((0.508,), (0.255,))]
         face_train_tf = v2.Compose([v2.Resize(224), v2.RandomHorizontalFlip(), *end])
-        face_eval_tf = v2.Compose([v2.Resize(224), *end])""", "(1, 64, 64)"),
+        face_eval_tf = v2.Compose([v2.Resize(224), *end])""", "(1, 48, 48)"),
               ("""
         from torchvision.transforms import v2
         end = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize((0.508,), (0.255,))]
-        face_train_tf = v2.Compose([v2.Resize(64), v2.RandomHorizontalFlip(), *end])
-        face_eval_tf = v2.Compose([v2.Resize(64), v2.RandomRotation(10), *end])""", "repeatable")],
+        face_train_tf = v2.Compose([v2.RandomHorizontalFlip(), *end])
+        face_eval_tf = v2.Compose([v2.RandomRotation(10), *end])""", "repeatable")],
     (5, 4): [("""
         from helpers import models
         def load_for_inference(path):
@@ -380,10 +401,10 @@ WRONG = {
     (8, 5): [("def preprocess(images, mean, std):\n    return ((images - mean) / std).astype(np.float32)[:, None]", "255"),
              ("def preprocess(images, mean, std):\n    return ((images / 255 - mean) / std)[:, None]", "float32"),
              ("def preprocess(images, mean, std):\n    return ((images / 255 - mean) / std).astype(np.float32)", "channel"),
-             ("def preprocess(images, mean, std):\n    return (torch.tensor(images)[:, None] / 255 - mean) / std", "NumPy")],
+             ("def preprocess(images, mean, std):\n    return (torch.tensor(images)[:, None] / 255 - mean[0]) / std[0]", "NumPy")],
     (9, 1): [("same_batches_without_set_epoch, same_batches_with_set_epoch = 0, 0", "not reshuffled"),
              ("same_batches_without_set_epoch, same_batches_with_set_epoch = 211, 211", "not all the same"),
-             ("same_batches_without_set_epoch, same_batches_with_set_epoch = 210, 0", "count the batches")],
+             ("same_batches_without_set_epoch, same_batches_with_set_epoch = 27000, 0", "count the batches")],
     (9, 2): [("scored_twice, never_scored = 0, 0", "pads"),
              ("scored_twice, never_scored = 6006, 1", "scored in all"),
              ("scored_twice, never_scored = 6, 6", "count again")],
@@ -417,6 +438,22 @@ ALSO_RIGHT = {
             optimizer.zero_grad()          # at the end of the step instead of the start
             return loss.item()""",
     (7, 4): "def linear_schedule(opt, n):\n    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / n)",
+    (9, 1): "same_batches_without_set_epoch, same_batches_with_set_epoch = 211, 0",   # a DataLoader keeps the last batch
+    (3, 9): """
+        import torch.nn.functional as F
+        def mean_loss_and_accuracy(model, loader, device):
+            model.eval()
+            loss = correct = n = 0
+            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+                for x, y in loader:
+                    out = model(x).float()
+                    loss += F.cross_entropy(out, y, reduction="sum").item(); correct += (out.argmax(1) == y).sum().item(); n += len(y)
+            return loss / n, correct / n""",
+    (6, 8): """
+        def macro_f1(labels, predictions, k):
+            f1 = [2 * ((predictions == c) & (labels == c)).sum() / ((predictions == c).sum() + (labels == c).sum())
+                  for c in range(k)]
+            return torch.stack(f1).nan_to_num().mean()""",
     (9, 5): "def shard(n, rank, world):\n    return torch.tensor_split(torch.arange(n), world)[rank].tolist()",
 }
 
@@ -476,3 +513,4 @@ def test_a_crash_in_the_answer_is_reported_not_raised():
 def test_unknown_lesson():
     with pytest.raises(ValueError, match="no checked exercises"):
         exercises.lesson(42)
+
