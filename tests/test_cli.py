@@ -1,5 +1,7 @@
 """course-train (helpers.train_cli): train and test run as programs, what they write, Ctrl-C and --resume,
 and a one-line error for each bad argument."""
+import contextlib
+import io
 import json
 import signal
 import subprocess
@@ -57,13 +59,15 @@ def own_folder(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def own_run(tmp_path_factory):
-    """A training run on a folder of one's own images, started as the program, with no --data."""
+    """A training run on a folder of one's own images, with no --data."""
     root = own_folder(tmp_path_factory.mktemp("own") / "faces")
     out = root.parent / "run"
-    done = course_train("train", "--data-dir", str(root), "--epochs", "1", "--batch-size", "16", "--out", str(out),
-                        "--no-progress")
-    assert done.returncode == 0, done.stderr
-    return root, out, done.stdout
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):     # in this process: the program's start-up is tested by `run`
+        status = train_cli.main(["train", "--data-dir", str(root), "--epochs", "1", "--batch-size", "16",
+                                 "--out", str(out), "--no-progress"])
+    assert status == 0, printed.getvalue()
+    return root, out, printed.getvalue()
 
 
 def test_own_folder_trains_tests_and_predicts(own_run, capsys, tmp_path):
@@ -119,14 +123,15 @@ def test_train_writes_checkpoints_bundle_config_and_tensorboard_logs(run):
     assert f"epoch {EPOCHS}/{EPOCHS}" in stdout
 
 
-def test_test_prints_accuracy_and_report_and_saves_the_confusion_matrix(run, tmp_path):
+def test_test_prints_accuracy_and_report_and_saves_the_confusion_matrix(run, tmp_path, capsys):
     out, _ = run
-    done = course_train("test", "--checkpoint", str(out / "model.pt"), "--data-dir", str(FASHION_SAMPLE),
-                        "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
+    capsys.readouterr()
+    assert train_cli.main(["test", "--checkpoint", str(out / "model.pt"), "--data-dir", str(FASHION_SAMPLE),
+                           "--out", str(tmp_path)]) == 0         # in this process: `run` starts the program
+    stdout = capsys.readouterr().out
     scored = json.loads((tmp_path / "test_metrics.json").read_text())
-    assert f"test accuracy {scored['acc']:.4f}" in done.stdout
-    assert all(name in done.stdout for name in data.FASHION_CLASSES) and "macro avg" in done.stdout
+    assert f"test accuracy {scored['acc']:.4f}" in stdout
+    assert all(name in stdout for name in data.FASHION_CLASSES) and "macro avg" in stdout
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert scored["acc"] > 0.15, f"{scored['acc']} after {EPOCHS} epochs: no better than chance (0.10)"
 
