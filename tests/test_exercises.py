@@ -514,3 +514,26 @@ def test_unknown_lesson():
     with pytest.raises(ValueError, match="no checked exercises"):
         exercises.lesson(42)
 
+
+def _lesson_cells():
+    import json
+    from pathlib import Path
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb")):
+        yield int(path.name[:2]), path.name, json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def test_every_check_is_in_its_lesson_and_the_committed_run_says_not_attempted():
+    found = set()
+    for lesson, name, cells in _lesson_cells():
+        listed = "".join("".join(c["source"]) for c in cells if "".join(c["source"]).startswith("## Exercises"))
+        for cell in cells:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code" or not source.startswith("ex.q"):
+                continue
+            number = int(source[4:source.index(".", 4)])
+            found.add((lesson, number))
+            assert f"\n{number}. **(checked)**" in listed, f"{name}: exercise {number} is not marked (checked)"
+            text = "".join(out.get("text", "") or "".join(out.get("data", {}).get("text/plain", ""))
+                           for out in cell["outputs"])
+            assert text.startswith("Not attempted:"), f"{name} exercise {number}: the committed check says {text!r}"
+    assert found == set(EXERCISES), set(EXERCISES) ^ found
