@@ -378,13 +378,13 @@ def _check_pipelines(train_tf, eval_tf, pil_images: list, size: int, channels: i
 @_exercise(2, 3, "Fashion-MNIST pipelines you would defend", "train_tf, eval_tf", [
     "Both pipelines take a PIL image (what `datasets.FashionMNIST` returns) and end with "
     "`v2.ToImage()`, `v2.ToDtype(torch.float32, scale=True)` and `v2.Normalize(...)`.",
-    "Normalise with Fashion-MNIST's own training mean and std, about `(0.2860,)` and `(0.3530,)`.",
+    "Normalise with Fashion-MNIST's own training mean and std: `data.FASHION_MEAN` and `data.FASHION_STD`.",
     "Augment the training pipeline only, with what a garment photo can plausibly vary by: "
     "`v2.RandomHorizontalFlip()`, maybe a small `v2.RandomCrop(28, padding=2)`. No vertical flips.",
 ], """
     from torchvision.transforms import v2
 
-    MEAN, STD = (0.2860,), (0.3530,)
+    MEAN, STD = data.FASHION_MEAN, data.FASHION_STD              # measured on the training images
     to_input = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
     train_tf = v2.Compose([v2.RandomCrop(28, padding=2), v2.RandomHorizontalFlip(), *to_input])
     eval_tf = v2.Compose(to_input)
@@ -410,7 +410,7 @@ def _check_denormalize(denormalize) -> str:
     faces = _fer("test").images[:8].float() / 255
     clothes = _fashion()[0][:8].float() / 255
     colour = torch.cat([clothes, clothes.flip(-1), clothes.flip(-2)], dim=1)    # 3 channels that differ
-    cases = [("8 grayscale faces (a batch)", faces, (0.5077,), (0.2550,)),
+    cases = [("8 grayscale faces (a batch)", faces, data.FER_MEAN, data.FER_STD),
              ("one 3-channel image", colour[0], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
              ("a batch of 3-channel images", colour, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
     for what, original, mean, std in cases:
@@ -437,7 +437,7 @@ def _check_denormalize(denormalize) -> str:
 
 @_exercise(2, 5, "face pipelines for lesson 04", "face_train_tf, face_eval_tf", [
     "Both take a 48 x 48 grayscale PIL face and end with `v2.ToImage()`, `v2.ToDtype(torch.float32, "
-    "scale=True)`, `v2.Normalize(MEAN, STD)` with the FER training mean and std (about 0.508 and 0.255).",
+    "scale=True)`, `v2.Normalize(MEAN, STD)` with the FER training mean and std (`data.FER_MEAN`, `data.FER_STD`).",
     "Keep the faces' own 48 px, the size lesson 04 trains at: resizing to 224 (source 000's choice) costs about "
     "20 times the compute and adds no detail.",
     "Augment the training pipeline with what real faces vary by: a left-right mirror "
@@ -445,7 +445,7 @@ def _check_denormalize(denormalize) -> str:
 ], """
     from torchvision.transforms import v2
 
-    MEAN, STD = (0.508,), (0.255,)
+    MEAN, STD = data.FER_MEAN, data.FER_STD                      # measured on the training faces
     to_input = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)]
     face_train_tf = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomRotation(10), *to_input])
     face_eval_tf = v2.Compose(to_input)
@@ -936,7 +936,7 @@ def _lr_after(steps_taken: int) -> float:
 """)
 def _check_predict_one(predict_one) -> str:
     from helpers.data import FASHION_CLASSES
-    mean, std = (0.2860,), (0.3530,)
+    mean, std = data.FASHION_MEAN, data.FASHION_STD
     with tempfile.TemporaryDirectory() as folder:
         _, model = _saved_fashion_model(Path(folder))
     images = _fashion()[0][:6]
@@ -1338,7 +1338,7 @@ def _fashion_model_eval() -> nn.Module:
 def _check_export(export_free_batch) -> str:
     import onnxruntime as ort
     model = _fashion_model_eval()
-    images = (_fashion()[0][:7].float() / 255 - 0.2860) / 0.3530
+    images = (_fashion()[0][:7].float() / 255 - data.FASHION_MEAN[0]) / data.FASHION_STD[0]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
         model.train()                                  # as after training: the export must switch to eval
@@ -1381,8 +1381,9 @@ def _check_export(export_free_batch) -> str:
 """)
 def _check_preprocess(preprocess) -> str:
     images = _fashion()[0][:16, 0].numpy()                                   # N x 28 x 28 uint8, as from PIL
-    expected = ((images.astype(np.float32) / 255 - 0.2860) / 0.3530)[:, None]
-    got = _returned(preprocess(images.copy(), (0.2860,), (0.3530,)), "preprocess(...)")
+    mean, std = data.FASHION_MEAN, data.FASHION_STD
+    expected = ((images.astype(np.float32) / 255 - mean[0]) / std[0])[:, None]
+    got = _returned(preprocess(images.copy(), mean, std), "preprocess(...)")
     if isinstance(got, torch.Tensor):
         raise NotYet("preprocess returns a torch tensor; the point is to serve without torch: use NumPy.")
     got = np.asarray(got)
